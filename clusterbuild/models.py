@@ -1,0 +1,75 @@
+"""Creating open_clip models the same way in every stage: built-in name, our registry, or a JSON file.
+
+Our tiny configs (`model_configs/*.json`, a data-only registry like open_clip's own) are registered
+with `open_clip.add_model_config` on first use. `pretrained` is an open_clip tag, a local
+checkpoint path, or None for random init — which is allowed but warned about loudly, because
+embeddings from a random model make clusters and kNN negatives meaningless.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+CONFIG_DIR = Path(__file__).with_name("model_configs")
+log = logging.getLogger(__name__)
+_registered: set[str] = set()
+
+RANDOM_INIT_WARNING = (
+    "RANDOM INIT: no --pretrained weights; embeddings come from an untrained model "
+    "(fine for tests and the embedded demo, meaningless for real data)"
+)
+
+
+def register_configs(*paths: Path) -> None:
+    import open_clip
+
+    for p in (CONFIG_DIR, *paths):
+        key = str(Path(p).resolve())
+        if key not in _registered:
+            open_clip.add_model_config(p)
+            _registered.add(key)
+
+
+def resolve_model_name(model: str) -> str:
+    """An open_clip model name for `model`: a built-in/registry name, or a JSON config file path."""
+    register_configs()
+    path = Path(model)
+    if model.endswith(".json"):
+        if not path.is_file():
+            raise FileNotFoundError(f"model config {model} does not exist")
+        register_configs(path)
+        return path.stem
+    return model
+
+
+@dataclass
+class LoadedModel:
+    model: Any
+    preprocess_train: Any
+    preprocess: Any
+    tokenizer: Any
+    name: str
+    pretrained: str | None
+    random_init: bool
+    model_cfg: dict
+
+
+def create(model: str, pretrained: str | None = None, device: str = "cpu", precision: str = "fp32",
+           **kw: Any) -> LoadedModel:
+    import open_clip
+
+    name = resolve_model_name(model)
+    if not name.startswith(("local-dir:", "hf-hub:")) and open_clip.get_model_config(name) is None:
+        raise ValueError(f"unknown model {model!r}: not an open_clip name, a kgclip config "
+                         f"({', '.join(sorted(p.stem for p in CONFIG_DIR.glob('*.json')))}) or a JSON file")
+    tag = pretrained if pretrained not in ("", "none", "None") else None
+    m, pre_train, pre_val = open_clip.create_model_and_transforms(
+        name, pretrained=tag, device=device, precision=precision, **kw)
+    random_init = tag is None and not name.startswith(("local-dir:", "hf-hub:"))
+    if random_init:
+        log.warning(RANDOM_INIT_WARNING)
+    cfg = open_clip.get_model_config(name) or {}
+    return LoadedModel(m, pre_train, pre_val, open_clip.get_tokenizer(name), name, tag, random_init, cfg)

@@ -1,0 +1,80 @@
+"""The stage-1 artifact: the schema of the `kgaug build` parquet table, and its reader.
+
+`clusterbuild` reads a kgaug output folder only through `read_rows` / `TABLE_SCHEMA`, so the two
+stages agree on one definition. Layout of an output folder:
+
+    DIR/table/part-NNNNN.parquet   rows, one per image (readable with pyarrow.dataset)
+    DIR/report.json                counts, and every skip/rejection with its reason
+    DIR/kg.*                       the knowledge graph, saved for reuse
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+
+TABLE_DIR = "table"
+REPORT_FILE = "report.json"
+PART_PATTERN = "part-{index:05d}.parquet"
+
+PSEUDO_CAPTION = pa.struct([
+    ("text", pa.string()),
+    ("facts", pa.list_(pa.string())),  # the graph facts the text states, e.g. "black(dog)", "on(dog,couch)"
+    ("style", pa.string()),  # attribute | relation | dense
+])
+HARD_NEGATIVE = pa.struct([
+    ("type", pa.string()),  # contract.NEGATIVE_TYPES
+    ("text", pa.string()),
+    ("from", pa.string()),  # what changed ...
+    ("to", pa.string()),  # ... into what
+    ("fact", pa.string()),  # the true fact that was changed (or the fact added, for add_*)
+    ("plausibility", pa.float64()),  # KG score in [0, 1]; higher = more plausible
+    ("caption", pa.string()),  # the true caption (human or pseudo) that was edited
+])
+
+TABLE_SCHEMA = pa.schema([
+    ("key", pa.string()),  # <source>_<source id>, no dots
+    ("image", pa.string()),  # path to the image file, or null
+    ("source", pa.string()),  # vg | coco | captions | webdataset | synthetic
+    ("captions", pa.list_(pa.string())),  # human captions
+    ("pseudo_captions", pa.list_(PSEUDO_CAPTION)),
+    ("hard_negatives", pa.list_(HARD_NEGATIVE)),
+    ("scene_graph", pa.string()),  # compact JSON: {"objects": [...], "relations": [...]}
+    ("sensitive", pa.map_(pa.string(), pa.string())),  # e.g. {"gender": "female"}; may be empty
+    ("license", pa.string()),
+])
+
+
+def is_kgaug_output(folder: Path) -> bool:
+    folder = Path(folder)
+    return (folder / TABLE_DIR).is_dir() and any((folder / TABLE_DIR).glob("*.parquet"))
+
+
+def _plain(row: dict[str, Any]) -> dict[str, Any]:
+    s = row.get("sensitive")
+    if isinstance(s, list):  # pyarrow gives maps as [(k, v), ...]
+        row["sensitive"] = dict(s)
+    elif s is None:
+        row["sensitive"] = {}
+    return row
+
+
+def read_rows(folder: Path, columns: list[str] | None = None, batch_size: int = 1024) -> Iterator[dict[str, Any]]:
+    """Rows of a kgaug output folder in key order of the files, as plain Python dicts (streamed)."""
+    import pyarrow.dataset as ds
+
+    folder = Path(folder)
+    if not is_kgaug_output(folder):
+        raise FileNotFoundError(f"{folder} is not a kgaug build output (no {TABLE_DIR}/*.parquet)")
+    dataset = ds.dataset(str(folder / TABLE_DIR), format="parquet")
+    for batch in dataset.to_batches(columns=columns, batch_size=batch_size):
+        for row in batch.to_pylist():
+            yield _plain(row)
+
+
+def read_report(folder: Path) -> dict[str, Any]:
+    return json.loads((Path(folder) / REPORT_FILE).read_text())
