@@ -1,0 +1,31 @@
+# kgclip on a CUDA machine: the three CLIs with FAISS on the GPU.
+#   docker build -t kgclip .
+#   docker run --gpus all -v $PWD/data:/data kgclip clusterbuild shard /data/kg --out /data/shards --device cuda
+FROM nvidia/cuda:12.4.1-cudnn-runtime-ubuntu22.04
+
+ENV DEBIAN_FRONTEND=noninteractive \
+    PIP_NO_CACHE_DIR=1 \
+    PYTHONUNBUFFERED=1 \
+    NLTK_DATA=/usr/share/nltk_data
+
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends python3 python3-pip python3-venv wordnet-base wordnet-sense-index \
+ && rm -rf /var/lib/apt/lists/*
+
+RUN python3 -m venv /opt/kgclip
+ENV PATH=/opt/kgclip/bin:$PATH
+
+WORKDIR /src
+COPY pyproject.toml README.md ./
+COPY kgaug ./kgaug
+COPY clusterbuild ./clusterbuild
+COPY train ./train
+COPY tests/assets ./tests/assets
+
+# The `gpu` extra selects faiss-gpu instead of faiss-cpu.
+RUN pip install --upgrade pip \
+ && pip install ".[gpu]" \
+ && bash tests/assets/install_wordnet.sh "$NLTK_DATA"
+
+WORKDIR /work
+CMD ["bash", "-c", "kgaug --help && clusterbuild --help && train --help"]
