@@ -8,6 +8,8 @@ ENV DEBIAN_FRONTEND=noninteractive \
     PYTHONUNBUFFERED=1 \
     NLTK_DATA=/usr/share/nltk_data
 
+# Distribution packages follow the base image's release; pinning them breaks on every point update.
+# hadolint ignore=DL3008
 RUN apt-get update \
  && apt-get install -y --no-install-recommends python3 python3-pip python3-venv wordnet-base wordnet-sense-index \
  && rm -rf /var/lib/apt/lists/*
@@ -22,7 +24,8 @@ COPY clusterbuild ./clusterbuild
 COPY train ./train
 COPY tests/assets ./tests/assets
 
-# The `gpu` extra selects faiss-gpu instead of faiss-cpu.
+# The `gpu` extra selects faiss-gpu instead of faiss-cpu; versions come from pyproject.toml.
+# hadolint ignore=DL3013
 RUN pip install --upgrade pip \
  && pip install ".[gpu]" \
  && bash tests/assets/install_wordnet.sh "$NLTK_DATA"

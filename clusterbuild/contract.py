@@ -123,7 +123,7 @@ def brace_pattern(shards: list[str]) -> str:
     idx = sorted(int(SHARD_RE.match(s).group(1)) for s in shards)
     if len(idx) == 1:
         return shard_name(idx[0])
-    return "{%06d..%06d}.tar" % (idx[0], idx[-1])
+    return f"{{{idx[0]:06d}..{idx[-1]:06d}}}.tar"
 
 
 def check_key(key: str) -> str | None:
