@@ -67,6 +67,14 @@ def _read_tar(path: Path) -> tuple[OrderedDict[str, dict[str, bytes]], list[str]
                     raise tarfile.ReadError(f"member {ti.name} truncated ({len(data)} of {ti.size} bytes)")
                 key, ext = _split_member(ti.name)
                 samples.setdefault(key, {})[ext] = data
+            end = tar.offset
+        # tarfile ends quietly at a header cut short, so a tar truncated between members reads as
+        # complete: require the end-of-archive marker (two zero blocks) that every tar writer puts.
+        with open(path, "rb") as f:
+            f.seek(end)
+            tail = f.read()
+        if len(tail) < 2 * tarfile.BLOCKSIZE or tail[: 2 * tarfile.BLOCKSIZE].strip(b"\0"):
+            raise tarfile.ReadError(f"no end-of-archive marker after byte {end} (file cut short?)")
     except (tarfile.TarError, OSError, EOFError) as e:
         problems.append(f"truncated or unreadable tar ({type(e).__name__}: {e})")
     return samples, problems
