@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import json
+import logging
+from pathlib import Path
+
 import typer
 
 from train import __version__
@@ -27,8 +31,100 @@ def main(
     """kgclip stage 3: train run / eval / export."""
 
 
-@app.command()
-def run() -> None:
-    """Train on a shard folder (not built yet)."""
-    typer.echo("train run: not built yet (issue 5)", err=True)
+def _fail(msg: str) -> None:
+    typer.echo(f"error: {msg}", err=True)
     raise typer.Exit(2)
+
+
+@app.command()
+def run(
+    shards: list[str] = typer.Argument(None, help="Shard folders, tar files or brace patterns."),
+    out: str | None = typer.Option(None, "--out", help="Output folder (checkpoints, metrics, plots, export)."),
+    config: Path | None = typer.Option(None, "--config", help="TOML/YAML file setting the same options."),
+    model: str | None = typer.Option(None, help="open_clip name, kgclip config name or JSON file [kgclip-tiny-64]."),
+    pretrained: str | None = typer.Option(None, help="open_clip tag or checkpoint path [none: random init]."),
+    steps: int | None = typer.Option(None, help="Optimizer steps (overrides --epochs)."),
+    epochs: int | None = typer.Option(None, help="Epochs when --steps is not given [1]."),
+    batch_size: int | None = typer.Option(None, "--batch-size", help="Images per batch per process [32]."),
+    lr: float | None = typer.Option(None, help="Learning rate of the towers [5e-4]."),
+    logit_lr: float | None = typer.Option(None, "--logit-lr", help="lr of logit_scale/bias [1e-2]."),
+    loss: str | None = typer.Option(None, help="clip | siglip | fair-siglip [fair-siglip]."),
+    negatives: str | None = typer.Option(None, help="none | static (NegCLIP) | ahnm [ahnm]."),
+    batching: str | None = typer.Option(None, help="random | cluster [cluster]."),
+    clusters_per_batch: int | None = typer.Option(None, "--clusters-per-batch", help="Clusters per batch [4]."),
+    positives: int | None = typer.Option(None, help="Positive texts per image; 0 = auto [0]."),
+    negatives_per_sample: int | None = typer.Option(None, "--negatives-per-sample", help="KG negatives per image [2]."),
+    fair_lambda: float | None = typer.Option(None, "--fair-lambda", help="Association-bias penalty weight [0.1]."),
+    lora_rank: int | None = typer.Option(None, "--lora-rank", help="LoRA rank; 0 = full fine-tuning [0]."),
+    freeze_blocks: int | None = typer.Option(None, "--freeze-blocks", help="Frozen lower blocks per tower [0]."),
+    precision: str | None = typer.Option(None, help="fp32 | bf16 | fp16 (AMP on GPU) [fp32]."),
+    device: str | None = typer.Option(None, help="cpu | cuda [cpu]."),
+    seed: int | None = typer.Option(None, help="Random seed [0]."),
+    workers: int | None = typer.Option(None, help="DataLoader workers decoding images [0]."),
+    save_every: int | None = typer.Option(None, "--save-every", help="Steps between checkpoints [50]."),
+    resume: bool = typer.Option(False, "--resume", help="Continue from OUT/latest.pt."),
+) -> None:
+    """Train on kgclip shards; writes OUT/{latest.pt, metrics.jsonl, plots/, export/, summary.json}."""
+    from train import config as C
+    from train import loop
+
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        cfg = C.TrainConfig()
+        if config is not None:
+            cfg = C.from_dict(C.load_file(config), cfg, str(config))
+        flags = dict(shards=shards or None, out=out, model=model, pretrained=pretrained, steps=steps, epochs=epochs,
+                     batch_size=batch_size, lr=lr, logit_lr=logit_lr, loss=loss, negatives=negatives,
+                     batching=batching, clusters_per_batch=clusters_per_batch, positives=positives,
+                     negatives_per_sample=negatives_per_sample, fair_lambda=fair_lambda, lora_rank=lora_rank,
+                     freeze_blocks=freeze_blocks, precision=precision, device=device, seed=seed, workers=workers,
+                     save_every=save_every, resume=resume or None)
+        cfg = C.from_dict({k: v for k, v in flags.items() if v is not None}, cfg, "command line")
+        summary = loop.run(cfg)
+    except (ValueError, FileNotFoundError, loop.NaNLossError) as e:
+        _fail(str(e))
+    typer.echo(json.dumps(summary, indent=2))
+
+
+@app.command("eval")
+def eval_cmd(
+    checkpoint: str = typer.Option(..., "--checkpoint", help="latest.pt, a run folder or an export folder."),
+    out: Path = typer.Option(..., "--out", help="Metrics JSON (a bar chart .png is written next to it)."),
+    sugarcrepe: Path | None = typer.Option(None, help="Folder of SugarCrepe-format JSON, one file per subset."),
+    aro: list[Path] = typer.Option(None, help="ARO VG-Relation / VG-Attribution JSON (repeatable)."),
+    images: Path | None = typer.Option(None, help="Image folder for --sugarcrepe / --aro."),
+    zeroshot: Path | None = typer.Option(None, help="Folder: one subfolder of images per class."),
+    retrieval: list[str] = typer.Option(None, help="Shards for image<->text retrieval (repeatable)."),
+    model: str | None = typer.Option(None, help="Model config when the checkpoint does not carry one."),
+    batch_size: int = typer.Option(64, "--batch-size"),
+    device: str = typer.Option("cpu"),
+) -> None:
+    """Compositional (SugarCrepe, ARO), zero-shot and retrieval metrics of a checkpoint."""
+    from train import eval as E
+
+    try:
+        res = E.evaluate(checkpoint, out, sugarcrepe=sugarcrepe, aro=aro or None, images=images,
+                         zeroshot=zeroshot, retrieval=retrieval or None, model=model,
+                         batch_size=batch_size, device=device)
+    except (ValueError, FileNotFoundError) as e:
+        _fail(str(e))
+    typer.echo(json.dumps(res, indent=2))
+
+
+@app.command()
+def export(
+    checkpoint: str = typer.Option(..., "--checkpoint", help="latest.pt or a run folder."),
+    out: Path = typer.Option(..., "--out", help="Folder for open_clip's local-dir: loader."),
+) -> None:
+    """Write an open_clip `local-dir:` folder (open_clip_config.json + weights)."""
+    from train.export import export_checkpoint
+
+    try:
+        d = export_checkpoint(checkpoint, out)
+    except (ValueError, FileNotFoundError) as e:
+        _fail(str(e))
+    typer.echo(f"exported to {d} (load with open_clip.create_model_and_transforms('local-dir:{d}'))")
+
+
+if __name__ == "__main__":
+    app()

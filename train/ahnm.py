@@ -1,0 +1,192 @@
+"""AHNM: adaptive hard-negative mining (METHOD.md, train), pure torch on detached similarities.
+
+Three parts driven by training progress p ∈ [0, 1]:
+1. curriculum — HCL importance weights w_ij ∝ exp(β(p)·cos_ij) over an anchor's negatives with β
+   rising linearly from 0 to β_max (`beta`), or a band over the batch's margin quantiles moving
+   from the middle of the distribution to the hardest end (`band`); normalised to mean 1 per row
+   so the loss scale does not drift with β;
+2. loss-adaptive weights — negatives already separated by more than `easy_margin` fade (sigmoid),
+   in-batch negatives whose cosine beats the positive's by more than `cap_margin` look like label
+   noise and are capped at `cap_weight` (KG negatives are verified false, so never capped);
+3. false-negative guard — texts of other images near-identical to one of the anchor's positives
+   (same normalised text, or text cosine ≥ `guard_text_cos` that also stands out from the batch's
+   typical text–text cosine, once p ≥ `guard_after`) and texts of
+   flagged near-duplicate images are turned positive (FFF) or masked; matches found only by
+   embedding cosine are masked; KG negatives are at most masked, never turned positive.
+Everything here is computed without gradient: weights are constants of the loss, as in HCL.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from train.config import AHNMConfig
+
+ROLE_PRIMARY, ROLE_POSITIVE, ROLE_KG = 0, 1, 2
+
+
+@dataclass
+class Columns:
+    """What the loss needs to know about each text column of a batch."""
+
+    owner: torch.Tensor  # [T] index of the image the text belongs to
+    role: torch.Tensor  # [T] ROLE_PRIMARY | ROLE_POSITIVE | ROLE_KG
+    neg_type: torch.Tensor  # [T] index into contract.NEGATIVE_TYPES, −1 for captions
+    text_id: torch.Tensor  # [T] equal ids <=> equal normalised text
+    primary: torch.Tensor  # [B] column of each image's primary caption
+
+
+def base_labels(cols: Columns, batch_size: int) -> torch.Tensor:
+    """+1 where the text is a caption of the row's image, −1 elsewhere (KG negatives included)."""
+    rows = torch.arange(batch_size, device=cols.owner.device)[:, None]
+    pos = (cols.owner[None, :] == rows) & (cols.role[None, :] != ROLE_KG)
+    return pos.float() * 2 - 1
+
+
+def guard(labels: torch.Tensor, cols: Columns, near_dup: torch.Tensor | None,
+          text_features: torch.Tensor | None, progress: float, cfg: AHNMConfig
+          ) -> tuple[torch.Tensor, torch.Tensor, dict[str, float]]:
+    """False-negative guard: (labels', mask [B,T] of kept pairs, stats)."""
+    B, T = labels.shape
+    pos = (labels > 0).float()
+    same = (cols.text_id[None, :] == cols.text_id[:, None]).float()
+    ident = (pos @ same) > 0  # [B, T]: column t has the same normalised text as a positive of row i
+    close = torch.zeros_like(ident)
+    if text_features is not None and progress >= cfg.guard_after:
+        tf = text_features.detach().float()
+        tcos = tf @ tf.T
+        off = tcos[~torch.eye(T, dtype=torch.bool, device=tcos.device)]
+        typical = off.median() if off.numel() else tcos.new_tensor(0.0)
+        rel = (tcos - typical) / (1 - typical).clamp_min(1e-6)
+        near = ((tcos >= cfg.guard_text_cos) & (rel >= cfg.guard_text_rel)).float()
+        close = ((pos @ near) > 0) & ~ident
+    dup_cols = torch.zeros_like(ident)
+    if near_dup is not None:
+        dup_cols = near_dup[:, cols.owner] & (cols.role[None, :] != ROLE_KG)
+    neg = labels < 0
+    is_kg = (cols.role == ROLE_KG)[None, :].expand(B, T)
+    sure = neg & (ident | dup_cols)  # exact text match or a flagged duplicate: FFF reassignment
+    # an embedding-only match is a guess from the model being trained: masking it can only drop
+    # a negative, turning it positive could teach the model its own mistakes
+    unsure = neg & close & ~sure
+    if cfg.guard_action == "positive":
+        flip = sure & ~is_kg
+        masked = (sure & is_kg) | unsure
+    else:
+        flip = torch.zeros_like(sure)
+        masked = sure | unsure
+    new_labels = labels.clone()
+    new_labels[flip] = 1.0
+    kept = ~masked
+    n_neg = max(int(neg.sum()), 1)
+    stats = {"share_turned_positive": float(flip.sum()) / n_neg, "share_masked": float(masked.sum()) / n_neg,
+             "share_guard_text": float((neg & (ident | close)).sum()) / n_neg,
+             "share_guard_dup": float((neg & dup_cols).sum()) / n_neg}
+    return new_labels, kept, stats
+
+
+def beta_at(progress: float, cfg: AHNMConfig) -> float:
+    return cfg.beta_max * min(1.0, max(0.0, progress) / max(cfg.ramp, 1e-9))
+
+
+def band_at(progress: float, cfg: AHNMConfig) -> tuple[float, float]:
+    """Quantile band of negative margins: centred at 0.5 at p = 0, at the hardest end at p = ramp."""
+    t = min(1.0, max(0.0, progress) / max(cfg.ramp, 1e-9))
+    half = cfg.band_width / 2
+    centre = 0.5 + t * (1.0 - half - 0.5)
+    return max(0.0, centre - half), min(1.0, centre + half)
+
+
+def _row_mean_normalise(w: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    cnt = mask.sum(1, keepdim=True).clamp_min(1)
+    mean = (w * mask).sum(1, keepdim=True) / cnt
+    return torch.where(mask, w / mean.clamp_min(1e-12), torch.zeros_like(w))
+
+
+def weights(cos: torch.Tensor, labels: torch.Tensor, kept: torch.Tensor, cols: Columns,
+            progress: float, cfg: AHNMConfig) -> tuple[torch.Tensor, dict]:
+    """AHNM weights [B, T] (1 on positives, 0 on masked pairs) and the step's statistics."""
+    cos = cos.detach().float()
+    posm = (labels > 0) & kept
+    negm = (labels < 0) & kept
+    pos_sim = (cos * posm).sum(1, keepdim=True) / posm.sum(1, keepdim=True).clamp_min(1)
+    margin = cos - pos_sim  # > 0: the negative scores above the positive
+    stats: dict = {}
+    if cfg.curriculum == "beta":
+        beta = beta_at(progress, cfg)
+        stats["beta"] = beta
+        shifted = torch.where(negm, cos, torch.full_like(cos, -1e4))
+        imp = torch.exp(beta * (shifted - shifted.max(1, keepdim=True).values))
+    else:
+        lo, hi = band_at(progress, cfg)
+        stats["band_lo"], stats["band_hi"] = lo, hi
+        m = margin[negm]
+        if m.numel():
+            qlo, qhi = torch.quantile(m, lo), torch.quantile(m, hi)
+            inband = (margin >= qlo) & (margin <= qhi)
+        else:
+            inband = torch.zeros_like(negm)
+        imp = torch.where(inband, torch.ones_like(cos), torch.full_like(cos, cfg.band_floor))
+    imp = _row_mean_normalise(imp, negm)
+    fade = cfg.min_weight + (1 - cfg.min_weight) * torch.sigmoid((margin + cfg.easy_margin) / cfg.fade_tau)
+    w = imp * fade
+    is_kg = (cols.role == ROLE_KG)[None, :].expand_as(w)
+    w = torch.where(is_kg, w * cfg.kg_weight, w)
+    capped = negm & ~is_kg & (margin > cfg.cap_margin) & (w > cfg.cap_weight)
+    w = torch.where(capped, torch.full_like(w, cfg.cap_weight), w).clamp(max=cfg.max_weight)
+    out = torch.where(negm, w, posm.float())
+    n_neg = max(int(negm.sum()), 1)
+    stats.update(margin_stats(margin, negm, is_kg, cols, out, cfg))
+    stats["share_capped"] = float(capped.sum()) / n_neg
+    stats["share_faded"] = float((negm & (fade < 0.5)).sum()) / n_neg
+    stats["mean_weight"] = float(out[negm].mean()) if negm.any() else 0.0
+    return out, stats
+
+
+def margin_stats(margin: torch.Tensor, negm: torch.Tensor, is_kg: torch.Tensor, cols: Columns,
+                 w: torch.Tensor, cfg: AHNMConfig) -> dict:
+    """Mean margin overall / in-batch / per KG negative type, and a margin histogram on [−1, 1]."""
+    from clusterbuild.contract import NEGATIVE_TYPES
+
+    def mean(mask: torch.Tensor) -> float | None:
+        return float(margin[mask].mean()) if mask.any() else None
+
+    per_type = {}
+    for k, name in enumerate(NEGATIVE_TYPES):
+        m = negm & (cols.neg_type[None, :] == k)
+        if m.any():
+            per_type[name] = {"margin": float(margin[m].mean()), "weight": float(w[m].mean()),
+                              "count": int(m.sum())}
+    inb = negm & ~is_kg
+    hist = torch.histc(margin[negm].clamp(-1, 1), bins=cfg.hist_bins, min=-1, max=1) if negm.any() \
+        else torch.zeros(cfg.hist_bins)
+    return {"mean_margin": mean(negm), "mean_margin_inbatch": mean(inb), "mean_margin_kg": mean(negm & is_kg),
+            "inbatch": {"margin": mean(inb), "weight": float(w[inb].mean()) if inb.any() else None,
+                        "count": int(inb.sum())},
+            "per_type": per_type, "margin_hist": [int(x) for x in hist.tolist()]}
+
+
+def targets(mode: str, cols: Columns, batch_size: int, cos: torch.Tensor, text_features: torch.Tensor | None,
+            near_dup: torch.Tensor | None, progress: float, cfg: AHNMConfig
+            ) -> tuple[torch.Tensor, torch.Tensor, dict]:
+    """(labels, weights, stats) for `--negatives none|static|ahnm`.
+
+    none/static: plain labels, uniform weights (static = NegCLIP: KG negatives as extra columns,
+    weight 1); the stats still report margins so the runs can be compared. ahnm: guard + weights.
+    """
+    labels = base_labels(cols, batch_size)
+    if mode != "ahnm":
+        kept = torch.ones_like(labels, dtype=torch.bool)
+        negm = labels < 0
+        pos_sim = (cos * (labels > 0)).sum(1, keepdim=True) / (labels > 0).sum(1, keepdim=True).clamp_min(1)
+        is_kg = (cols.role == ROLE_KG)[None, :].expand_as(labels)
+        w = torch.ones_like(labels)
+        stats = margin_stats(cos.detach().float() - pos_sim.detach().float(), negm, is_kg, cols, w, cfg)
+        stats.update(share_masked=0.0, share_turned_positive=0.0, share_capped=0.0)
+        return labels, w, stats
+    labels, kept, gstats = guard(labels, cols, near_dup, text_features, progress, cfg)
+    w, stats = weights(cos, labels, kept, cols, progress, cfg)
+    stats.update(gstats)
+    return labels, w, stats

@@ -1,0 +1,181 @@
+"""All options of `train run`, with documented defaults, and their loading from a TOML/YAML file.
+
+One dataclass is the single source: the CLI's flags, a config file and `train.loop.run` all set the
+same fields, so a resolved config saved next to a run (`config.json` + `config.yaml`) reproduces it.
+Defaults are the full method: `fair-siglip` + `ahnm` + `cluster` batches.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+LOSSES = ("clip", "siglip", "fair-siglip")
+NEGATIVES = ("none", "static", "ahnm")
+BATCHING = ("random", "cluster")
+PRECISIONS = ("fp32", "bf16", "fp16")
+CURRICULA = ("beta", "band")
+GUARD_ACTIONS = ("positive", "mask")
+
+
+@dataclass
+class AHNMConfig:
+    """Adaptive hard-negative mining (METHOD.md, train): curriculum, adaptive weights, guard.
+
+    Similarities and margins are cosines (independent of the learnable logit scale), so the
+    thresholds keep their meaning while the temperature moves.
+    """
+
+    curriculum: str = "beta"  # beta: HCL weights exp(beta*cos); band: a moving quantile band
+    beta_max: float = 5.0  # final hardness concentration; ramps linearly from 0
+    ramp: float = 1.0  # fraction of training over which beta (or the band) reaches its end value
+    band_width: float = 0.3  # band curriculum: width of the quantile band of negative margins
+    band_floor: float = 0.1  # band curriculum: weight of negatives outside the band
+    easy_margin: float = 0.2  # negatives this far (cosine) below the positive fade out ...
+    fade_tau: float = 0.05  # ... over a sigmoid this wide
+    min_weight: float = 0.05  # no negative fades completely (keeps uniformity on easy batches)
+    cap_margin: float = 0.3  # in-batch negatives this far ABOVE the positive look like label noise
+    cap_weight: float = 1.0  # ... and get at most this weight (1 = the uniform weight)
+    max_weight: float = 5.0  # global clamp on any negative's weight
+    kg_weight: float = 1.0  # extra multiplier on KG hard-negative columns
+    guard_action: str = "positive"  # what the false-negative guard does: positive (FFF) or mask
+    guard_text_cos: float = 0.97  # text-text cosine at/above which two captions count as the same
+    guard_text_rel: float = 0.8  # ... and (cos − median) / (1 − median) at/above this: an untrained
+    # text tower maps every caption near one point, so an absolute threshold alone flags everything
+    guard_after: float = 0.1  # progress before the cosine guard starts; exact normalised-text
+    # matches and near-duplicate flags are guarded from step 0
+    hist_bins: int = 20  # margin histogram logged per step, over [-1, 1]
+
+
+@dataclass
+class TrainConfig:
+    shards: list[str] = field(default_factory=list)  # shard folders, tar files or brace patterns
+    out: str = ""
+    model: str = "kgclip-tiny-64"  # open_clip name, kgclip registry name or JSON config path
+    pretrained: str | None = None  # open_clip tag, checkpoint path, or None (random init, warned)
+    steps: int = 0  # total optimizer steps; 0 = derive from epochs
+    epochs: int = 1  # used when steps == 0
+    batch_size: int = 32
+    lr: float = 5e-4
+    logit_lr: float = 1e-2  # SigLIP's t and b move too slowly at the tower lr: own group, no wd
+    weight_decay: float = 0.1
+    warmup: int = 10  # linear warmup steps, then cosine decay to 0
+    grad_clip: float = 1.0  # 0 disables
+    loss: str = "fair-siglip"
+    negatives: str = "ahnm"
+    batching: str = "cluster"
+    clusters_per_batch: int = 4
+    cluster_mix_start: float = 1.0  # share of cluster batches at the start (rest: random from buffer)
+    cluster_mix_end: float = 1.0  # ... and at the end of training, linear in between
+    buffer_size: int = 512  # samples held for batching (cluster buffer / shuffle buffer)
+    positives: int = 0  # texts per image that count as positive; 0 = auto (1, or 2 for fair-siglip)
+    negatives_per_sample: int = 2  # KG hard negatives sampled per image per step
+    fair_lambda: float = 0.1  # weight of the association-bias penalty (fair-siglip only)
+    lora_rank: int = 0  # 0 = full fine-tuning
+    lora_alpha: float = 0.0  # 0 = 2 * rank
+    freeze_blocks: int = 0  # lower residual blocks of both towers left frozen
+    precision: str = "fp32"
+    device: str = "cpu"
+    seed: int = 0
+    workers: int = 0  # DataLoader workers decoding images; 0 = in the training process
+    log_every: int = 1
+    save_every: int = 50  # steps between latest.pt writes (and always at the end)
+    resume: bool = False
+    export: bool = True  # write OUT/export (an open_clip local-dir folder) at the end
+    plots: bool = True
+    ahnm: AHNMConfig = field(default_factory=AHNMConfig)
+
+    def validate(self) -> TrainConfig:
+        for name, allowed in (("loss", LOSSES), ("negatives", NEGATIVES), ("batching", BATCHING),
+                              ("precision", PRECISIONS)):
+            if getattr(self, name) not in allowed:
+                raise ValueError(f"--{name} must be one of {', '.join(allowed)}, got {getattr(self, name)!r}")
+        if self.ahnm.curriculum not in CURRICULA:
+            raise ValueError(f"ahnm.curriculum must be one of {CURRICULA}, got {self.ahnm.curriculum!r}")
+        if self.ahnm.guard_action not in GUARD_ACTIONS:
+            raise ValueError(f"ahnm.guard_action must be one of {GUARD_ACTIONS}, got {self.ahnm.guard_action!r}")
+        if self.batch_size < 2:
+            raise ValueError("--batch-size must be at least 2 (contrastive losses need in-batch negatives)")
+        if self.batching == "cluster" and not 1 <= self.clusters_per_batch <= self.batch_size:
+            raise ValueError("--clusters-per-batch must be between 1 and the batch size")
+        if self.steps < 0 or self.epochs < 1 and self.steps == 0:
+            raise ValueError("give --steps N > 0 or --epochs N > 0")
+        return self
+
+    @property
+    def n_positives(self) -> int:
+        if self.positives > 0:
+            return self.positives
+        return 2 if self.loss == "fair-siglip" else 1
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _known(cls) -> dict[str, Any]:
+    return {f.name: f for f in fields(cls)}
+
+
+def from_dict(data: dict[str, Any], base: TrainConfig | None = None, source: str = "config") -> TrainConfig:
+    """Apply `data` onto `base` (or the defaults); an unknown key is an error naming it."""
+    cfg = base or TrainConfig()
+    known = _known(TrainConfig)
+    for key, value in data.items():
+        k = key.replace("-", "_")
+        if k not in known:
+            raise ValueError(f"{source}: unknown option {key!r} (known: {', '.join(sorted(known))})")
+        if k == "ahnm":
+            if not isinstance(value, dict):
+                raise ValueError(f"{source}: 'ahnm' must be a table of AHNM options")
+            ak = _known(AHNMConfig)
+            for sub, v in value.items():
+                s = sub.replace("-", "_")
+                if s not in ak:
+                    raise ValueError(f"{source}: unknown option 'ahnm.{sub}' (known: {', '.join(sorted(ak))})")
+                setattr(cfg.ahnm, s, v)
+        elif k == "shards" and isinstance(value, str):
+            cfg.shards = [value]
+        else:
+            setattr(cfg, k, value)
+    return cfg
+
+
+def load_file(path: str | Path) -> dict[str, Any]:
+    """A config file's contents as a dict: TOML (.toml) or YAML (.yaml/.yml) or JSON."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"config file {path} does not exist")
+    text = path.read_text()
+    if path.suffix == ".toml":
+        if sys.version_info >= (3, 11):
+            import tomllib
+        else:  # pragma: no cover
+            import tomli as tomllib
+        data = tomllib.loads(text)
+    elif path.suffix in (".yaml", ".yml"):
+        import yaml
+
+        data = yaml.safe_load(text) or {}
+    elif path.suffix == ".json":
+        data = json.loads(text)
+    else:
+        raise ValueError(f"config file {path}: use .toml, .yaml/.yml or .json")
+    if not isinstance(data, dict):
+        raise ValueError(f"config file {path} does not hold a table of options")
+    return data
+
+
+def save_resolved(cfg: TrainConfig, out: Path) -> None:
+    """OUT/config.json and OUT/config.yaml: every option as the run used it."""
+    from clusterbuild.shardio import atomic_write_bytes
+
+    d = cfg.to_dict()
+    atomic_write_bytes(out / "config.json", (json.dumps(d, indent=2, sort_keys=True) + "\n").encode())
+    try:
+        import yaml
+    except ImportError:  # minimal GPU images: config.json alone is complete
+        return
+    atomic_write_bytes(out / "config.yaml", yaml.safe_dump(d, sort_keys=True).encode())

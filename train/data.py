@@ -1,0 +1,309 @@
+"""Streaming shards into training batches: contract parsing, cluster/random batching, collation.
+
+The stream is `webdataset` (via `clusterbuild.shardio.open_webdataset`, so 0.2.86 and 1.0.x both
+work) over an epoch-seeded shard order, split by node (rank) and by DataLoader worker. Samples are
+batched from their json metadata first and images are decoded only for the batches that are used,
+so skipping batches on `--resume` costs almost nothing and memory is bounded by `buffer_size`.
+
+`cluster` batching (SimCLIP): each batch takes `batch_size / clusters_per_batch` samples from each
+of `clusters_per_batch` clusters of the buffer (biggest first, ties broken by the seeded rng), so
+in-batch negatives come from similar images; shards keep a cluster's samples contiguous, which
+keeps the buffer small. `random` batching: a classic shuffle buffer.
+"""
+
+from __future__ import annotations
+
+import io
+import random
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from clusterbuild import contract as C
+from clusterbuild import shardio
+from train.ahnm import ROLE_KG, ROLE_POSITIVE, ROLE_PRIMARY, Columns
+
+_PUNCT = re.compile(r"[^a-z0-9 ]+")
+_SPACE = re.compile(r"\s+")
+
+
+def normalize_text(text: str) -> str:
+    """Lower case, punctuation dropped, spaces collapsed: 'A dog.' == 'a  dog'."""
+    return _SPACE.sub(" ", _PUNCT.sub(" ", text.lower())).strip()
+
+
+def resolve_shards(shards: list[str]) -> list[str]:
+    """Tar paths from folders, tar files and brace patterns; clear errors for empty inputs."""
+    from webdataset.shardlists import expand_urls
+
+    if not shards:
+        raise ValueError("no shards given: pass a shard folder, tar files or a brace pattern")
+    urls: list[str] = []
+    for s in shards:
+        p = Path(s)
+        if p.is_dir():
+            found = [str(x) for x in shardio.list_shards(p)]
+            if not found:
+                raise ValueError(f"shard folder {p} holds no shards (expected {C.SHARD_PATTERN.format(index=0)} ...)")
+            urls += found
+        else:
+            expanded = expand_urls(s)
+            missing = [u for u in expanded if not Path(u).is_file()]
+            if missing:
+                raise FileNotFoundError(f"shard {missing[0]} does not exist")
+            urls += expanded
+    if not urls:
+        raise ValueError(f"shard list {shards} is empty")
+    return urls
+
+
+@dataclass
+class Item:
+    """One sample's metadata (cheap) plus its undecoded image."""
+
+    key: str
+    image: bytes
+    txt: str
+    positives: list[str]
+    negatives: list[tuple[str, str]]  # (text, type)
+    cluster_id: int
+    knn: list[str]
+    near_dups: set[str]
+    weight: float
+    sensitive: dict[str, str]
+    meta: dict[str, Any] = field(default_factory=dict, repr=False)
+
+
+def parse(raw: dict) -> Item:
+    """A raw webdataset dict -> Item; a contract violation raises, naming shard and key."""
+    url = raw.get("__url__", "?")
+    try:
+        s = C.decode_sample(raw)
+    except (KeyError, ValueError, UnicodeDecodeError) as e:
+        raise ValueError(f"shard {url} fails the kgclip contract: {e}") from e
+    errors = C.validate_meta(s.meta, s.key)
+    if errors:
+        raise ValueError(f"shard {url} fails the kgclip contract at sample {s.key}: {'; '.join(errors)}")
+    m = s.meta
+    seen = {normalize_text(s.txt)}
+    pos = []
+    for t in [*m.get("captions", []), *(p["text"] for p in m.get("pseudo_captions", []))]:
+        n = normalize_text(t)
+        if n and n not in seen:
+            seen.add(n)
+            pos.append(t)
+    negs = [(n["text"], n["type"]) for n in m.get("hard_negatives", []) if n.get("text")]
+    return Item(s.key, s.image, s.txt, pos, negs, int(m.get("cluster_id", -1)), list(m.get("knn", [])),
+                set(m.get("near_duplicates", []) or []), float(m.get("weight", 1.0)),
+                {str(k): str(v) for k, v in (m.get("sensitive") or {}).items()}, m)
+
+
+def random_batches(items: Iterator[Item], batch_size: int, buffer_size: int, rng: random.Random
+                   ) -> Iterator[list[Item]]:
+    buf: list[Item] = []
+    out: list[Item] = []
+    for it in items:
+        buf.append(it)
+        if len(buf) < buffer_size:
+            continue
+        out.append(buf.pop(rng.randrange(len(buf))))
+        if len(out) == batch_size:
+            yield out
+            out = []
+    rng.shuffle(buf)
+    for it in buf:
+        out.append(it)
+        if len(out) == batch_size:
+            yield out
+            out = []
+    if len(out) >= 2:
+        yield out
+
+
+def cluster_batches(items: Iterator[Item], batch_size: int, clusters_per_batch: int, buffer_size: int,
+                    rng: random.Random, mix=None) -> Iterator[list[Item]]:
+    """Batches of `clusters_per_batch` clusters each, drawn from a buffer of at most `buffer_size`.
+
+    `mix(n)` (optional) is the probability that batch n is built from clusters; otherwise its
+    samples are drawn uniformly from the whole buffer (METHOD: the cluster/random mix can follow
+    a schedule).
+    """
+    buf: dict[int, list[Item]] = {}
+    held = 0
+    quota = max(1, batch_size // clusters_per_batch)
+    n_out = 0
+
+    def take() -> list[Item]:
+        nonlocal held, n_out
+        n_out += 1
+        if mix is not None and rng.random() >= mix(n_out - 1):
+            flat = [(c, j) for c in sorted(buf) for j in range(len(buf[c]))]
+            picks = sorted(rng.sample(flat, min(batch_size, len(flat))), key=lambda x: (x[0], -x[1]))
+            batch = [buf[c].pop(j) for c, j in picks]  # popping high j first keeps indices valid
+            for c in [c for c in buf if not buf[c]]:
+                del buf[c]
+            held -= len(batch)
+            return batch
+        order = sorted(buf, key=lambda c: (-len(buf[c]), rng.random()))
+        batch: list[Item] = []
+        for c in order[:clusters_per_batch]:
+            grab = min(quota, len(buf[c]), batch_size - len(batch))
+            batch += [buf[c].pop(rng.randrange(len(buf[c]))) for _ in range(grab)]
+        for c in order:  # fill from the biggest remaining clusters when clusters ran short
+            while len(batch) < batch_size and buf[c]:
+                batch.append(buf[c].pop(rng.randrange(len(buf[c]))))
+        for c in [c for c in buf if not buf[c]]:
+            del buf[c]
+        held -= len(batch)
+        return batch
+
+    for it in items:
+        buf.setdefault(it.cluster_id, []).append(it)
+        held += 1
+        if held >= max(buffer_size, batch_size):
+            yield take()
+    while held >= batch_size:
+        yield take()
+    if held >= 2:
+        yield take()
+
+
+class Collator:
+    """Items -> a training batch: images, tokenised texts and the column layout for the loss."""
+
+    def __init__(self, preprocess, tokenizer, n_positives: int, n_negatives: int, with_negatives: bool):
+        self.preprocess, self.tokenizer = preprocess, tokenizer
+        self.n_positives, self.n_negatives, self.with_negatives = n_positives, n_negatives, with_negatives
+
+    def texts(self, items: list[Item], rng: random.Random) -> tuple[list[str], Columns]:
+        texts, owner, role, ntype = [], [], [], []
+        for i, it in enumerate(items):  # primary captions first: column i belongs to image i
+            texts.append(it.txt)
+            owner.append(i), role.append(ROLE_PRIMARY), ntype.append(-1)
+        for i, it in enumerate(items):
+            k = min(self.n_positives - 1, len(it.positives))
+            for t in rng.sample(it.positives, k) if k > 0 else []:
+                texts.append(t)
+                owner.append(i), role.append(ROLE_POSITIVE), ntype.append(-1)
+        if self.with_negatives:
+            for i, it in enumerate(items):
+                k = min(self.n_negatives, len(it.negatives))
+                for t, typ in rng.sample(it.negatives, k) if k > 0 else []:
+                    texts.append(t)
+                    owner.append(i), role.append(ROLE_KG)
+                    ntype.append(C.NEGATIVE_TYPES.index(typ) if typ in C.NEGATIVE_TYPES else -1)
+        return texts, {"owner": owner, "role": role, "neg_type": ntype,
+                       "text_norm": [normalize_text(t) for t in texts]}
+
+    def __call__(self, items: list[Item], rng: random.Random) -> dict[str, Any]:
+        from PIL import Image
+
+        texts, tmeta = self.texts(items, rng)
+        imgs = []
+        for it in items:
+            try:
+                with Image.open(io.BytesIO(it.image)) as im:
+                    imgs.append(self.preprocess(im.convert("RGB")))
+            except Exception as e:  # a broken image is a contract violation of its shard
+                raise ValueError(f"sample {it.key} ({it.meta.get('source', '?')}): image does not decode: {e}") from e
+        meta = {**tmeta, "keys": [it.key for it in items], "near_dups": [sorted(it.near_dups) for it in items],
+                "sensitive": [it.sensitive for it in items], "weight": [it.weight for it in items],
+                "cluster_id": [it.cluster_id for it in items], "knn": [it.knn for it in items]}
+        return {"images": torch.stack(imgs), "tokens": self.tokenizer(texts), "meta": meta}
+
+
+def layout(metas: list[dict[str, Any]]) -> tuple[Columns, torch.Tensor, dict[str, torch.Tensor], torch.Tensor]:
+    """The loss layout of one (possibly multi-rank) batch: images and texts concatenated in order.
+
+    Returns the text columns, the near-duplicate matrix [B, B], sensitive groups {attr: [B] ids,
+    −1 unknown} and per-sample weights [B]. Text ids and group ids are assigned over the whole
+    global batch, so every rank derives the same layout from the gathered metadata.
+    """
+    owner, role, ntype, norm, primary, keys, near, sens, weight = [], [], [], [], [], [], [], [], []
+    for m in metas:
+        off_img, off_txt = len(keys), len(owner)
+        owner += [o + off_img for o in m["owner"]]
+        role += m["role"]
+        ntype += m["neg_type"]
+        norm += m["text_norm"]
+        primary += [off_txt + j for j, r in enumerate(m["role"]) if r == ROLE_PRIMARY]
+        keys += m["keys"]
+        near += m["near_dups"]
+        sens += m["sensitive"]
+        weight += m["weight"]
+    ids: dict[str, int] = {}
+    text_id = [ids.setdefault(t, len(ids)) for t in norm]
+    cols = Columns(torch.tensor(owner), torch.tensor(role), torch.tensor(ntype), torch.tensor(text_id),
+                   torch.tensor(primary))
+    pos = {k: i for i, k in enumerate(keys)}
+    nd = torch.zeros(len(keys), len(keys), dtype=torch.bool)
+    for i, dups in enumerate(near):
+        for k in dups:
+            if k in pos and pos[k] != i:
+                nd[i, pos[k]] = nd[pos[k], i] = True
+    groups: dict[str, torch.Tensor] = {}
+    for attr in sorted({a for s in sens for a in s}):
+        vals = sorted({s[attr] for s in sens if attr in s})
+        groups[attr] = torch.tensor([vals.index(s[attr]) if attr in s else -1 for s in sens])
+    return cols, nd, groups, torch.tensor(weight, dtype=torch.float32)
+
+
+class ShardStream(torch.utils.data.IterableDataset):
+    """One epoch of batches for this rank (and DataLoader worker)."""
+
+    def __init__(self, urls: list[str], collate: Collator, batch_size: int, batching: str,
+                 clusters_per_batch: int, buffer_size: int, seed: int, epoch: int, rank: int = 0,
+                 skip_batches: int = 0, mix=None):
+        super().__init__()
+        self.mix = mix  # batch index in this epoch -> probability of a cluster batch (None = 1)
+        self.urls, self.collate, self.batch_size = list(urls), collate, batch_size
+        self.batching, self.clusters_per_batch, self.buffer_size = batching, clusters_per_batch, buffer_size
+        self.seed, self.epoch, self.rank, self.skip_batches = seed, epoch, rank, skip_batches
+
+    def _items(self, urls: list[str]) -> Iterator[Item]:
+        ds = shardio.open_webdataset(urls, shardshuffle=False, seed=self.seed, split_by_node=True)
+        try:
+            for raw in ds:
+                if raw:  # webdataset >= 0.2.96 yields {} at the end of each shard
+                    yield parse(raw)
+        finally:
+            close = getattr(ds, "close", None)
+            if close:
+                close()
+
+    def batches(self) -> Iterator[list[Item]]:
+        info = torch.utils.data.get_worker_info()
+        wid = info.id if info else 0
+        urls = list(self.urls)
+        random.Random(f"{self.seed}-shards-{self.epoch}").shuffle(urls)
+        rng = random.Random(f"{self.seed}-batch-{self.epoch}-{self.rank}-{wid}")
+        items = self._items(urls)
+        if self.batching == "cluster":
+            return cluster_batches(items, self.batch_size, self.clusters_per_batch, self.buffer_size, rng,
+                                   self.mix)
+        return random_batches(items, self.batch_size, self.buffer_size, rng)
+
+    def __iter__(self):
+        info = torch.utils.data.get_worker_info()
+        wid = info.id if info else 0
+        for n, items in enumerate(self.batches()):
+            if n < self.skip_batches and info is None:
+                continue  # resume: metadata-only batching, no image decode
+            rng = random.Random(f"{self.seed}-texts-{self.epoch}-{self.rank}-{wid}-{n}")
+            yield self.collate(items, rng)
+
+
+def loader(stream: ShardStream, workers: int):
+    """A DataLoader yielding the stream's ready batches (`batch_size=None`: batching is ours)."""
+    if workers <= 0:
+        return stream
+    return torch.utils.data.DataLoader(stream, batch_size=None, num_workers=workers,
+                                       collate_fn=_identity, persistent_workers=False)
+
+
+def _identity(batch):
+    return batch
