@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import typer
 
 from kgaug import __version__
@@ -28,10 +30,51 @@ def main(
 
 
 @app.command()
-def build() -> None:
-    """Build the augmented table (not built yet)."""
-    typer.echo("kgaug build: not built yet (issue 3)", err=True)
-    raise typer.Exit(2)
+def build(
+    source: str = typer.Option(..., "--source", help="vg | synthetic | coco | captions | webdataset"),
+    out: Path = typer.Option(..., "--out", help="Output folder (table/, report.json, kg.json)."),
+    vg_dir: Path = typer.Option(None, "--vg-dir", help="Visual Genome JSON folder (vg, synthetic)."),
+    images: Path = typer.Option(None, "--images", help="Image folder (default for vg: VG-DIR/images or VG_100K*)."),
+    captions: Path = typer.Option(None, "--captions", help="COCO caption JSON, or CSV/JSONL/parquet table."),
+    shards: str = typer.Option(None, "--shards", help="WebDataset shard pattern, e.g. 'data/{00000..00009}.tar'."),
+    image_column: str = typer.Option(None, "--image-column", help="Image path column (captions source)."),
+    caption_column: str = typer.Option(None, "--caption-column", help="Caption column (captions source)."),
+    id_column: str = typer.Option(None, "--id-column", help="Optional id column used for keys."),
+    sensitive: Path = typer.Option(None, "--sensitive", help="JSON {source_id: {tag: value}} (default VG-DIR/sensitive.json)."),
+    seed: int = typer.Option(0, "--seed"),
+    limit: int = typer.Option(None, "--limit", help="Read at most this many images."),
+    spacy_model: str = typer.Option("en_core_web_sm", "--spacy-model", help="spaCy pipeline for caption parsing."),
+    conceptnet: Path = typer.Option(None, "--conceptnet", help="ConceptNet 5 assertions CSV dump."),
+    no_wordnet: bool = typer.Option(False, "--no-wordnet", help="Run without WordNet data."),
+    negatives_per_type: int = typer.Option(2, "--negatives-per-type", min=0),
+    n_pseudo: int = typer.Option(3, "--pseudo-captions", min=0),
+    kg: Path = typer.Option(None, "--kg", help="Reuse a saved kg.json (counts merged with this corpus)."),
+    rows_per_part: int = typer.Option(50_000, "--rows-per-part", min=1),
+    region_captions: int = typer.Option(3, "--region-captions", min=0, help="VG region phrases kept as captions."),
+    workers: int = typer.Option(0, "--workers", min=0, help="Processes for negative generation (0: one per core "
+                                "for large inputs). Output bytes do not depend on it."),
+    progress: bool = typer.Option(True, "--progress/--no-progress"),
+) -> None:
+    """Build the augmented table: pseudo-captions and validated hard negatives per image."""
+    from kgaug.build import BuildConfig
+    from kgaug.build import build as run
+    from kgaug.parse import SpacyModelMissing
+    from kgaug.sources import InputError
+    from kgaug.summary import summary_text
+    from kgaug.wordnet import WordNetMissing
+
+    cfg = BuildConfig(source=source, out=out, vg_dir=vg_dir, images=images, captions=captions, shards=shards,
+                      image_column=image_column, caption_column=caption_column, id_column=id_column,
+                      sensitive=sensitive, seed=seed, limit=limit, spacy_model=spacy_model, conceptnet=conceptnet,
+                      wordnet=not no_wordnet, negatives_per_type=negatives_per_type, pseudo_captions=n_pseudo,
+                      kg=kg, rows_per_part=rows_per_part, region_captions=region_captions, workers=workers,
+                      progress=progress)
+    try:
+        report = run(cfg)
+    except (InputError, SpacyModelMissing, WordNetMissing) as e:
+        typer.echo(f"kgaug build: error: {e}", err=True)
+        raise typer.Exit(2) from None
+    typer.echo(summary_text(report, str(out)))
 
 
 # `kgaug synth` lives in its own module (the embedded world); keep this registration.

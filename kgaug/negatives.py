@@ -1,0 +1,296 @@
+"""Hard negatives: one-fact edits of a true caption, checked false for the image and scored by the KG.
+
+Types (SugarCrepe names plus relation reversal): replace_obj, replace_att, replace_rel, swap_obj,
+swap_att, add_obj, add_att, reverse_rel. Every negative records `fact` (the true fact edited, or the
+fact added), `from` and `to`; `derive_fact(type, fact, from, to)` gives the new, false fact, so a
+reader can re-check a negative without this module's internals.
+"""
+
+from __future__ import annotations
+
+import random
+from collections import Counter
+from dataclasses import dataclass
+
+from kgaug import lexicon
+from kgaug.captions import NP, ORDER, Caption, Span
+from kgaug.evidence import Evidence
+from kgaug.kg import KG
+from kgaug.scene_graph import attribute_fact, parse_fact, relation_fact
+
+TYPES = ("replace_obj", "replace_att", "replace_rel", "swap_obj", "swap_att", "add_obj", "add_att", "reverse_rel")
+CANDIDATES_PER_SLOT = 6
+
+
+@dataclass
+class Negative:
+    type: str
+    text: str
+    from_: str
+    to: str
+    fact: str
+    plausibility: float
+    caption: str
+    new_facts: tuple[str, ...] = ()
+    check_word: str | None = None  # for caption sources: must not appear in the image's other captions
+
+    def row(self) -> dict:
+        return {"type": self.type, "text": self.text, "from": self.from_, "to": self.to, "fact": self.fact,
+                "plausibility": round(self.plausibility, 4), "caption": self.caption}
+
+
+def derive_fact(kind: str, fact: str, frm: str, to: str) -> str:
+    """The false fact a negative states, from its record alone."""
+    if kind.startswith("add_"):
+        return fact
+    head, args = parse_fact(fact)
+    if kind in ("swap_obj", "reverse_rel"):
+        swap = {frm: to, to: frm}
+        args = tuple(swap.get(a, a) for a in args)
+    elif kind in ("replace_att", "replace_rel", "swap_att"):
+        head = to if head == frm else head
+    else:  # replace_obj
+        args = tuple(to if a == frm else a for a in args)
+    if not head:
+        return args[0]
+    return f"{head}({','.join(args)})"
+
+
+def apply_edits(text: str, edits: list[tuple[Span, str]]) -> str:
+    out = text
+    for (a, b), new in sorted(edits, key=lambda e: e[0][0], reverse=True):
+        old = text[a:b]
+        if len(old) > 1 and old.isupper():  # "A BLUE SHIRT" -> "A GREEN SHIRT"
+            new = new.upper()
+        elif a == b and text[a:a + 2].isupper():
+            new = new.upper()
+        out = out[:a] + new + out[b:]
+    out = lexicon.fix_articles(out)
+    if text[:1].isupper():
+        out = out[:1].upper() + out[1:]
+    return out
+
+
+class _Lazy:
+    """An edit whose text is built only if the negative is kept (most candidates are not)."""
+
+    __slots__ = ("base", "edits")
+
+    def __init__(self, base: str, edits: list[tuple[Span, str]]) -> None:
+        self.base, self.edits = base, edits
+
+    def __str__(self) -> str:
+        return apply_edits(self.base, self.edits)
+
+
+def _moved(text: str, span: Span) -> str:
+    """Text of a span that moves elsewhere: drop sentence-initial capitalisation."""
+    s = text[span[0]:span[1]]
+    if span[0] == 0 and len(s) > 1 and not s[1].isupper():
+        s = s[:1].lower() + s[1:]
+    return s
+
+
+def _insertion_point(np: NP, cat: str, kg: KG) -> int:
+    """Where a new attribute goes in front of the noun: before the first one it should precede
+    ("a small red car", "a red wooden car"); compounds ("skate park") stay next to the head."""
+    new = ORDER.get(cat, 4)
+    for a, (s, _e) in np.atts:
+        if s < np.head[0] and ORDER.get(kg.attribute_category(a) or "", 99) > new:
+            return s
+    before = [s for a, (s, _e) in np.atts if s < np.head[0] and kg.attribute_category(a) is None]
+    return min(before) if before else np.head[0]
+
+
+def _form(word: str, np: NP) -> str:
+    return lexicon.inflect_like(word, np.plural)
+
+
+class Generator:
+    def __init__(self, kg: KG, per_type: int) -> None:
+        self.kg = kg
+        self.per_type = per_type
+        self.rejected: Counter = Counter()  # (type, reason) -> n
+
+    def _reject(self, kind: str, reason: str) -> None:
+        self.rejected[kind, reason] += 1
+
+    def _ok(self, kind: str, ev: Evidence, new_facts, to_word: str | None) -> bool:
+        for f in new_facts:
+            if ev.holds(f):
+                self._reject(kind, "true in the image's graph")
+                return False
+        if to_word is not None and ev.stated_word(to_word):
+            self._reject(kind, "stated by another caption of the image")
+            return False
+        return True
+
+    # -- the eight edits ------------------------------------------------------------------------
+    def replace_att(self, c: Caption, ev: Evidence) -> list[Negative]:
+        out = []
+        for np in c.nps:
+            for a, span in np.atts:
+                if not self.kg.editable_category(np.name, self.kg.attribute_category(a)):
+                    continue
+                for to in self.kg.attribute_candidates(a)[:CANDIDATES_PER_SLOT]:
+                    if to in {x for x, _ in np.atts}:
+                        continue
+                    out.append(Negative("replace_att", _Lazy(c.text, [(span, to)]), a, to,
+                                        attribute_fact(a, np.name), self.kg.plausibility_att(np.name, to),
+                                        c.text, (attribute_fact(to, np.name),), to))
+        return out
+
+    def replace_obj(self, c: Caption, ev: Evidence) -> list[Negative]:
+        out = []
+        others = [n.name for n in c.nps]
+        for i, np in enumerate(c.nps):
+            for to in self.kg.object_candidates(np.name)[:CANDIDATES_PER_SLOT]:
+                if to in others or lexicon.singular(to)[1]:
+                    continue  # a plural-only word ("people") would break the article and verb number
+                scores = [self.kg.plausibility_att(to, a) for a, _ in np.atts]
+                for r in c.rels:
+                    if r.subj == i:
+                        scores.append(self.kg.plausibility_rel(to, r.pred, c.nps[r.obj].name))
+                    elif r.obj == i:
+                        scores.append(self.kg.plausibility_rel(c.nps[r.subj].name, r.pred, to))
+                scores.append(self.kg.plausibility_cooc(to, [n for n in others if n != np.name]))
+                out.append(Negative("replace_obj", _Lazy(c.text, [(np.head, _form(to, np))]), np.name, to,
+                                    np.name, sum(scores) / len(scores), c.text, (to,), to))
+        return out
+
+    def replace_rel(self, c: Caption, ev: Evidence) -> list[Negative]:
+        out = []
+        for r in c.rels:
+            if not r.editable or r.span is None:
+                continue
+            s, o = c.nps[r.subj].name, c.nps[r.obj].name
+            for to in self.kg.predicate_candidates(r.pred)[:CANDIDATES_PER_SLOT * 2]:
+                new = relation_fact(to, s, o)
+                out.append(Negative("replace_rel", _Lazy(c.text, [(r.span, lexicon.display_predicate(to))]),
+                                    r.pred, to, relation_fact(r.pred, s, o), self.kg.plausibility_rel(s, to, o),
+                                    c.text, (new,)))
+        return out
+
+    def _pairs(self, c: Caption):
+        for i, a in enumerate(c.nps):
+            for k in range(i + 1, len(c.nps)):
+                b = c.nps[k]
+                if a.name != b.name:
+                    yield i, a, k, b
+
+    def swap_att(self, c: Caption, ev: Evidence) -> list[Negative]:
+        out = []
+        for _, a, _, b in self._pairs(c):
+            # Only attributes of a known category: swapping noun modifiers ("toilet seat") is no swap_att.
+            xa = [t for t in a.atts if self.kg.attribute_category(t[0]) not in (None, "count")]
+            yb = [t for t in b.atts if self.kg.attribute_category(t[0]) not in (None, "count")]
+            if not xa or not yb:
+                continue
+            (x, xs), (y, ys) = xa[0], yb[0]
+            if self.kg.same_attribute(x, y) or x in {t for t, _ in b.atts} or y in {t for t, _ in a.atts}:
+                continue
+            new = [attribute_fact(y, a.name), attribute_fact(x, b.name)]
+            p = min(self.kg.plausibility_att(a.name, y), self.kg.plausibility_att(b.name, x))
+            out.append(Negative("swap_att", _Lazy(c.text, [(xs, y), (ys, x)]), x, y,
+                                attribute_fact(x, a.name), p, c.text, tuple(new)))
+        return out
+
+    def swap_obj(self, c: Caption, ev: Evidence) -> list[Negative]:
+        out = []
+        for i, a, k, b in self._pairs(c):
+            if a.plural != b.plural or not (a.atts or b.atts):
+                continue  # without attributes this is reverse_rel; number change breaks agreement
+            new = [attribute_fact(t, b.name) for t, _ in a.atts] + [attribute_fact(t, a.name) for t, _ in b.atts]
+            for r in c.rels:
+                if {r.subj, r.obj} == {i, k}:
+                    s, o = (b.name, a.name) if r.subj == i else (a.name, b.name)
+                    new.append(relation_fact(r.pred, s, o))
+            fact = attribute_fact(a.atts[0][0], a.name) if a.atts else attribute_fact(b.atts[0][0], b.name)
+            scores = [self.kg.plausibility_att(b.name, t) for t, _ in a.atts]
+            scores += [self.kg.plausibility_att(a.name, t) for t, _ in b.atts]
+            text = _Lazy(c.text, [(a.head, c.text[b.head[0]:b.head[1]]),
+                                        (b.head, c.text[a.head[0]:a.head[1]])])
+            out.append(Negative("swap_obj", text, a.name, b.name, fact, min(scores), c.text, tuple(new)))
+        return out
+
+    def reverse_rel(self, c: Caption, ev: Evidence) -> list[Negative]:
+        out = []
+        for r in c.rels:
+            a, b = c.nps[r.subj], c.nps[r.obj]
+            if a.name == b.name or r.pred in lexicon.symmetric_predicates():
+                continue
+            if a.plural != b.plural and (a.subject_of_verb or b.subject_of_verb):
+                continue
+            if not (a.span[1] <= b.span[0] or b.span[1] <= a.span[0]):
+                continue
+            new = relation_fact(r.pred, b.name, a.name)
+            text = _Lazy(c.text, [(a.span, _moved(c.text, b.span)), (b.span, _moved(c.text, a.span))])
+            out.append(Negative("reverse_rel", text, a.name, b.name, relation_fact(r.pred, a.name, b.name),
+                                self.kg.plausibility_rel(b.name, r.pred, a.name), c.text, (new,)))
+        return out
+
+    def add_att(self, c: Caption, ev: Evidence) -> list[Negative]:
+        out = []
+        for np in c.nps:
+            cats = {self.kg.attribute_category(a) for a, _ in np.atts}
+            pool = [a for a in self.kg.seen_attributes(np.name) if self.kg.describable(a)]
+            pool += list(lexicon.load("attributes")["categories"]["colour"][:8])
+            seen: set[str] = set()
+            for to in pool:
+                cat = self.kg.attribute_category(to)
+                if to in seen or cat is None or cat in cats or cat == "count" \
+                        or not self.kg.editable_category(np.name, cat):
+                    continue
+                seen.add(to)
+                new = attribute_fact(to, np.name)
+                at = _insertion_point(np, cat, self.kg)
+                out.append(Negative("add_att", _Lazy(c.text, [((at, at), to + " ")]), "", to, new,
+                                    self.kg.plausibility_att(np.name, to), c.text, (new,), to))
+                if len(seen) >= CANDIDATES_PER_SLOT:
+                    break
+        return out
+
+    def add_obj(self, c: Caption, ev: Evidence) -> list[Negative]:
+        if not c.nps:
+            return []
+        last = max(c.nps, key=lambda n: n.span[1])
+        tail = c.text[last.span[1]:]
+        if tail.strip(" .!,") or last.subject_of_verb:
+            return []  # appending must not change what a verb agrees with
+        names = [n.name for n in c.nps]
+        out = []
+        pool: dict[str, None] = {}
+        for n in names:
+            pool.update(dict.fromkeys(self.kg.cooccurring(n)[:CANDIDATES_PER_SLOT]))
+        for to in list(pool)[:CANDIDATES_PER_SLOT * 2]:
+            if to in names or lexicon.is_not_object(to):
+                continue
+            det = lexicon.determiner(to, False, to)
+            phrase = f" and {det + ' ' if det else ''}{to}"
+            out.append(Negative("add_obj", _Lazy(c.text, [((last.span[1], last.span[1]), phrase)]), "", to,
+                                to, self.kg.plausibility_cooc(to, names), c.text, (to,), to))
+        return out
+
+    # -- per image --------------------------------------------------------------------------------
+    def for_image(self, captions: list[Caption], ev: Evidence, rng: random.Random) -> list[Negative]:
+        out: list[Negative] = []
+        for kind in TYPES:
+            make = getattr(self, kind)
+            ranked = [n for c in captions for n in make(c, ev)]
+            if not ranked:
+                self._reject(kind, "no candidate edit in this image's captions")
+                continue
+            rng.shuffle(ranked)  # ties broken by the seed, not by input order
+            ranked.sort(key=lambda n: -n.plausibility)  # implausible ones come last
+            kept: set[str] = set()
+            for n in ranked:  # validate in rank order: only as many as needed are checked
+                if not self._ok(kind, ev, n.new_facts, n.check_word):
+                    continue
+                n.text = str(n.text)
+                if n.text == n.caption or n.text.lower() in kept:
+                    continue
+                kept.add(n.text.lower())
+                out.append(n)
+                if len(kept) >= self.per_type:
+                    break
+        return out

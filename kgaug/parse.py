@@ -1,0 +1,216 @@
+"""Human captions -> `Caption` (noun phrases, attribute and relation spans) with a spaCy parse.
+
+Objects are noun-chunk heads ("a group of people" -> people); attributes come from amod, compound,
+nummod and acomp (+ their conjuncts); relations from subject-verb-object and noun/verb-preposition-
+object, including multi-word prepositions ("next to", "in front of", "on top of").
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from functools import lru_cache
+
+from kgaug import lexicon
+from kgaug.captions import NP, Caption, RelSlot
+
+INSTALL_HINT = ("spaCy model {name!r} is not installed: run `python -m spacy download {name}` "
+                "(or pass --spacy-model NAME of an installed English pipeline with a parser)")
+DISABLED = ("ner",)
+_NUMBERS = {"2": "two", "3": "three", "4": "four", "5": "five", "6": "six", "7": "seven", "8": "eight",
+            "9": "nine", "10": "ten"}
+# "in front of X": the preposition's object is one of these nouns, itself followed by "of X".
+_RELATIONAL_NOUNS = {"front": "in front of", "top": "on top of", "side": "on side of", "left": "left of",
+                     "right": "right of", "middle": "in middle of"}
+_WORD = re.compile(r"[^\W\d_]+", re.UNICODE)
+
+
+class SpacyModelMissing(RuntimeError):
+    pass
+
+
+@lru_cache(maxsize=4)
+def load_nlp(name: str):
+    import spacy
+
+    try:
+        nlp = spacy.load(name, disable=list(DISABLED))
+    except OSError:
+        raise SpacyModelMissing(INSTALL_HINT.format(name=name)) from None
+    if "parser" not in nlp.pipe_names:
+        raise SpacyModelMissing(f"spaCy model {name!r} has no dependency parser; use an English pipeline "
+                                "such as en_core_web_sm")
+    return nlp
+
+
+def language_problem(text: str) -> str | None:
+    """Why a caption is not usable English text, or None."""
+    words = _WORD.findall(text)
+    if not words:
+        return "emoji-only or no words"
+    non_ascii = sum(1 for w in words if not w.isascii())
+    if non_ascii / len(words) > 0.3:
+        return "non-English (non-Latin script)"
+    letters = [c for w in words for c in w]
+    accented = sum(1 for c in letters if not c.isascii() and unicodedata.category(c).startswith("L"))
+    from spacy.lang.en.stop_words import STOP_WORDS
+
+    lower = [w.lower() for w in words]
+    if len(words) >= 4 and not any(w in STOP_WORDS for w in lower):
+        return "non-English (no English function words)"
+    if accented / max(1, len(letters)) > 0.05:
+        return "non-English (accented letters)"
+    return None
+
+
+def _noun_name(tok) -> tuple[str, bool]:
+    plural = tok.tag_ in ("NNS", "NNPS")
+    lemma = lexicon.clean(tok.lemma_ or tok.text)
+    if not lemma:
+        return "", plural
+    if lemma == lexicon.clean(tok.text) and plural:
+        lemma = lexicon.singular(lemma)[0]
+    return lemma, plural
+
+
+def _att_tokens(head) -> list:
+    out = []
+    for c in head.children:
+        if c.dep_ in ("amod", "compound", "nummod") and c.i < head.i:
+            out.append(c)
+            out.extend(cc for cc in c.children if cc.dep_ == "conj" and cc.i < head.i)
+    return out
+
+
+def _att_name(tok) -> str:
+    t = tok.text.lower()
+    if tok.dep_ == "nummod":
+        return _NUMBERS.get(t, t if t.isalpha() else "")
+    return lexicon.clean(t)
+
+
+def _gerund(verb) -> str:
+    return verb.lower_ if verb.tag_ == "VBG" else lexicon.gerund(verb.lemma_.lower())
+
+
+def to_caption(doc) -> Caption:
+    text = doc.text
+    nps: list[NP] = []
+    index: dict[int, int] = {}  # token index of a head -> NP index
+
+    def add_np(head, start_tok) -> None:
+        if head.i in index:
+            return
+        name, plural = _noun_name(head)
+        if not name or lexicon.is_not_object(name) or lexicon.is_quantifier(name):
+            return
+        atts = []
+        for t in _att_tokens(head):
+            a = _att_name(t)
+            if a and a != name:
+                atts.append((a, (t.idx, t.idx + len(t.text))))
+        subj = head.dep_ in ("nsubj", "nsubjpass") and head.head.pos_ in ("VERB", "AUX") and \
+            head.head.tag_ in ("VBZ", "VBP", "VBD")
+        nps.append(NP(name, plural, (head.idx, head.idx + len(head.text)),
+                      (start_tok.idx, head.idx + len(head.text)), atts, subject_of_verb=subj))
+        index[head.i] = len(nps) - 1
+
+    for chunk in doc.noun_chunks:
+        head = chunk.root
+        if head.pos_ not in ("NOUN", "PROPN"):
+            continue
+        name = lexicon.clean(head.lemma_)
+        if lexicon.is_quantifier(name):
+            inner = [p for c in head.children if c.dep_ == "prep" and c.lower_ == "of"
+                     for p in c.children if p.dep_ == "pobj" and p.pos_ in ("NOUN", "PROPN")]
+            if inner:
+                add_np(inner[0], chunk[0])
+                if inner[0].i in index:  # verbs attached to "group" belong to the people
+                    index.setdefault(head.i, index[inner[0].i])
+            continue
+        add_np(head, chunk[0])
+
+    # acomp: "the dog is black"
+    for tok in doc:
+        if tok.dep_ == "acomp" and tok.head.lemma_ == "be":
+            subj = [c for c in tok.head.children if c.dep_ == "nsubj" and c.i in index]
+            if subj:
+                for t in [tok, *(c for c in tok.children if c.dep_ == "conj")]:
+                    a = lexicon.clean(t.text)
+                    if a:
+                        nps[index[subj[0].i]].atts.append((a, (t.idx, t.idx + len(t.text))))
+
+    rels: list[RelSlot] = []
+
+    def subject_of(tok):
+        """The NP a preposition or verb attaches to: a noun, or the subject of its verb."""
+        h = tok
+        for _ in range(3):
+            if h.i in index:
+                return index[h.i]
+            if h.pos_ in ("VERB", "AUX"):
+                subs = [c for c in h.children if c.dep_ in ("nsubj", "nsubjpass") and c.i in index]
+                if subs:
+                    return index[subs[0].i]
+                if h.dep_ in ("acl", "relcl") and h.head.i in index:
+                    return index[h.head.i]
+            if h.dep_ == "conj" or h.pos_ in ("ADV", "ADJ", "VERB"):
+                h = h.head
+                continue
+            break
+        return None
+
+    for tok in doc:
+        if tok.dep_ != "prep" and not (tok.dep_ == "agent"):
+            continue
+        pobjs = [c for c in tok.children if c.dep_ == "pobj"]
+        if not pobjs:
+            continue
+        pobj = pobjs[0]
+        start, pred_words = tok, [tok.lower_]
+        if tok.head.lower_ == "next" and tok.lower_ == "to":  # "next to": 'next' heads 'to'
+            start, pred_words = tok.head, ["next", "to"]
+            attach = tok.head.head
+        else:
+            attach = tok.head
+        end_tok = tok
+        rel_noun = _RELATIONAL_NOUNS.get(pobj.lower_)
+        if rel_noun:
+            of = [c for c in pobj.children if c.dep_ == "prep" and c.lower_ == "of"]
+            inner = [p for c in of for p in c.children if p.dep_ == "pobj"]
+            if of and inner:
+                pred_words, end_tok, pobj = rel_noun.split(), of[0], inner[0]
+        if pobj.i not in index:
+            continue
+        s = subject_of(attach)
+        if s is None or s == index[pobj.i]:
+            continue
+        pred = " ".join(pred_words)
+        span = (start.idx, end_tok.idx + len(end_tok.text))
+        verb = attach if attach.pos_ == "VERB" and attach.i + 1 == start.i else None
+        if verb is not None and verb.lemma_ != "be":
+            pred = f"{_gerund(verb)} {pred}"
+            span = (verb.idx, span[1])
+            editable = verb.tag_ == "VBG"
+        else:
+            editable = True
+        p = lexicon.predicate(pred)
+        if p:
+            rels.append(RelSlot(p, s, index[pobj.i], span, editable))
+
+    for tok in doc:
+        if tok.pos_ != "VERB" or tok.lemma_ == "be":
+            continue
+        objs = [c for c in tok.children if c.dep_ == "dobj" and c.i in index]
+        if not objs:
+            continue
+        s = subject_of(tok)
+        if s is None or s == index[objs[0].i]:
+            continue
+        lemma = tok.lemma_.lower()
+        pred = "has" if lemma == "have" else _gerund(tok)
+        p = lexicon.predicate(pred)
+        if p:
+            rels.append(RelSlot(p, s, index[objs[0].i], (tok.idx, tok.idx + len(tok.text)),
+                                editable=tok.tag_ == "VBG" and lemma != "have"))
+    return Caption(text, nps, rels, "human")

@@ -1,0 +1,152 @@
+"""The one scene-graph type every source normalises into, and the canonical fact strings.
+
+Facts are readable strings used everywhere (pseudo_captions.facts, hard_negatives.fact):
+an object `dog`, an attribute `black(dog)`, a relation `on(dog,couch)`. Names are cleaned
+(`lexicon.clean`) and singular, so they never contain the reserved characters ( ) ,
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+
+from kgaug import lexicon
+
+
+@dataclass
+class Obj:
+    id: str
+    name: str  # canonical: cleaned, singular
+    plural: bool = False
+    names: list[str] = field(default_factory=list)  # every cleaned surface name
+    synsets: list[str] = field(default_factory=list)
+    attributes: list[str] = field(default_factory=list)
+    box: tuple[int, int, int, int] | None = None  # x, y, w, h
+
+
+@dataclass
+class Rel:
+    subject: str  # object id
+    predicate: str  # canonical predicate
+    object: str
+    synsets: list[str] = field(default_factory=list)
+
+
+@dataclass
+class SceneGraph:
+    objects: list[Obj] = field(default_factory=list)
+    relations: list[Rel] = field(default_factory=list)
+
+    def by_id(self) -> dict[str, Obj]:
+        return {o.id: o for o in self.objects}
+
+    def facts(self) -> set[str]:
+        ids = self.by_id()
+        out = {o.name for o in self.objects}
+        out |= {attribute_fact(a, o.name) for o in self.objects for a in o.attributes}
+        out |= {relation_fact(r.predicate, ids[r.subject].name, ids[r.object].name) for r in self.relations
+                if r.subject in ids and r.object in ids}
+        return out
+
+    def to_json(self) -> str:
+        objs = []
+        for o in self.objects:
+            d: dict = {"id": o.id, "name": o.name}
+            if o.plural:
+                d["plural"] = True
+            if o.names and o.names != [o.name]:
+                d["names"] = o.names
+            if o.synsets:
+                d["synsets"] = o.synsets
+            if o.attributes:
+                d["attributes"] = o.attributes
+            if o.box is not None:
+                d["box"] = list(o.box)
+            objs.append(d)
+        rels = [[r.subject, r.predicate, r.object] for r in self.relations]
+        return json.dumps({"objects": objs, "relations": rels}, separators=(",", ":"), ensure_ascii=False)
+
+    @classmethod
+    def from_json(cls, text: str) -> SceneGraph:
+        d = json.loads(text)
+        objs = [Obj(id=o["id"], name=o["name"], plural=o.get("plural", False), names=o.get("names", [o["name"]]),
+                    synsets=o.get("synsets", []), attributes=o.get("attributes", []),
+                    box=tuple(o["box"]) if o.get("box") else None) for o in d["objects"]]
+        return cls(objs, [Rel(s, p, o) for s, p, o in d["relations"]])
+
+
+def attribute_fact(att: str, obj: str) -> str:
+    return f"{att}({obj})"
+
+
+def relation_fact(pred: str, subj: str, obj: str) -> str:
+    return f"{pred}({subj},{obj})"
+
+
+def parse_fact(fact: str) -> tuple[str, tuple[str, ...]]:
+    """`on(dog,couch)` -> ('on', ('dog', 'couch')); `black(dog)` -> ('black', ('dog',)); `dog` -> ('', ('dog',))."""
+    if not fact.endswith(")") or "(" not in fact:
+        return "", (fact,)
+    head, _, args = fact[:-1].partition("(")
+    return head, tuple(args.split(","))
+
+
+def object_name(raw: str) -> tuple[str, bool]:
+    """Cleaned singular name and whether the surface form was plural."""
+    return lexicon.singular(lexicon.clean(raw))
+
+
+class GraphBuilder:
+    """Builds a SceneGraph while dropping (and naming) what cannot be kept."""
+
+    def __init__(self) -> None:
+        self.graph = SceneGraph()
+        self._ids: dict[str, Obj] = {}
+        self.problems: list[str] = []
+
+    def add_object(self, oid: str, names: list[str], synsets: list[str] | None = None,
+                   attributes: list[str] | None = None, box=None) -> Obj | None:
+        if oid in self._ids:
+            obj = self._ids[oid]
+            self.add_attributes(oid, attributes or [])
+            return obj
+        cleaned = [n for n in (lexicon.clean(x) for x in names if isinstance(x, str)) if n]
+        if not cleaned:
+            self.problems.append("object with empty names")
+            return None
+        name, plural = lexicon.singular(cleaned[0])
+        obj = Obj(id=oid, name=name, plural=plural, names=list(dict.fromkeys(cleaned)),
+                  synsets=[s for s in (synsets or []) if isinstance(s, str)], box=box)
+        self._ids[oid] = obj
+        self.graph.objects.append(obj)
+        self.add_attributes(oid, attributes or [])
+        return obj
+
+    def add_attributes(self, oid: str, attributes: list[str]) -> None:
+        obj = self._ids.get(oid)
+        if obj is None:
+            self.problems.append("attribute for unknown object id")
+            return
+        for a in attributes:
+            a = lexicon.clean(a) if isinstance(a, str) else ""
+            if a and a not in obj.attributes and a != obj.name:
+                obj.attributes.append(a)
+
+    def has(self, oid: str) -> bool:
+        return oid in self._ids
+
+    def add_relation(self, subj: str, pred: str, obj: str, synsets: list[str] | None = None) -> bool:
+        if subj not in self._ids or obj not in self._ids:
+            self.problems.append("relation to unknown object id")
+            return False
+        p = lexicon.predicate(pred) if isinstance(pred, str) else ""
+        if not p:
+            self.problems.append("empty or meaningless predicate")
+            return False
+        if subj == obj:
+            self.problems.append("relation of an object to itself")
+            return False
+        if any(r.subject == subj and r.predicate == p and r.object == obj for r in self.graph.relations[-8:]):
+            return True
+        self.graph.relations.append(Rel(subj, p, obj, [s for s in (synsets or []) if isinstance(s, str)]))
+        return True

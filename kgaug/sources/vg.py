@@ -1,0 +1,225 @@
+"""Visual Genome's own JSON (and the `kgaug synth` world, which writes the same format), streamed.
+
+Either `scene_graphs.json`, or `objects.json` + `attributes.json` + `relationships.json` (parallel
+arrays by image, read in lockstep); `image_data.json` (which images exist and where their pixels
+are), `region_descriptions.json` (phrases kept as captions), `sensitive.json` ({image_id: {tag: value}}).
+Memory stays bounded: only the current image's records, plus one small int -> path map for
+image_data, are held.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+from kgaug.jsonstream import Malformed, NotAnArray, iter_array
+from kgaug.scene_graph import GraphBuilder
+from kgaug.sources import IMAGE_SUFFIXES, InputError, Record, Skip, make_key
+
+LICENSE = {"vg": "CC BY 4.0"}
+LOOKAHEAD = 4096  # records buffered while re-aligning parallel arrays that disagree on order
+
+
+def _has_image_id(x: object) -> bool:
+    return isinstance(x, dict) and ("image_id" in x or "id" in x)
+
+
+def _image_id(x: dict) -> object:
+    return x.get("image_id", x.get("id"))
+
+
+def _stream(path: Path, skips: list[Skip]) -> Iterator[dict]:
+    try:
+        for i, item in enumerate(iter_array(path, _has_image_id)):
+            if isinstance(item, Malformed):
+                skips.append(Skip(f"{path.name} at character {item.offset}", item.reason))
+            elif not isinstance(item, dict):
+                skips.append(Skip(f"{path.name} item {i}", "record is not a JSON object"))
+            elif _image_id(item) is None:
+                skips.append(Skip(f"{path.name} item {i}", "record without image_id"))
+            else:
+                yield item
+    except NotAnArray as e:
+        raise InputError(str(e)) from None
+    except UnicodeDecodeError as e:
+        raise InputError(f"{path}: not UTF-8 text ({e})") from None
+
+
+class _Aligned:
+    """Records of a parallel file looked up by image id, reading ahead a bounded amount."""
+
+    def __init__(self, stream: Iterator[dict] | None, name: str) -> None:
+        self.stream, self.name = stream, name
+        self.pending: dict[object, dict] = {}
+
+    def get(self, image_id: object) -> dict | None:
+        if image_id in self.pending:
+            return self.pending.pop(image_id)
+        if self.stream is None:
+            return None
+        for rec in self.stream:
+            iid = _image_id(rec)
+            if iid == image_id:
+                return rec
+            if len(self.pending) < LOOKAHEAD:
+                self.pending[iid] = rec
+            else:
+                break
+        return None
+
+
+def _box(o: dict):
+    try:
+        return tuple(int(o[k]) for k in ("x", "y", "w", "h"))
+    except (KeyError, TypeError, ValueError):
+        return None
+
+
+def _names(o: dict) -> list:
+    names = o.get("names")
+    if isinstance(names, list):
+        return names
+    return [o["name"]] if isinstance(o.get("name"), str) else []
+
+
+def _graph(image_id, objects, attributes, relationships, problems: list[str]):
+    b = GraphBuilder()
+    alias: dict[str, str] = {}
+    for o in objects if isinstance(objects, list) else []:
+        if not isinstance(o, dict) or "object_id" not in o:
+            problems.append("object record without object_id")
+            continue
+        oid = str(o["object_id"])
+        b.add_object(oid, _names(o), o.get("synsets"), o.get("attributes"), _box(o))
+        for m in o.get("merged_object_ids") or []:
+            alias.setdefault(str(m), oid)
+    for a in attributes if isinstance(attributes, list) else []:
+        if not isinstance(a, dict) or "object_id" not in a:
+            continue
+        oid = alias.get(str(a["object_id"]), str(a["object_id"]))
+        if b.has(oid):
+            b.add_attributes(oid, a.get("attributes") or [])
+        else:
+            b.add_object(oid, _names(a), a.get("synsets"), a.get("attributes"), _box(a))
+    for r in relationships if isinstance(relationships, list) else []:
+        if not isinstance(r, dict):
+            problems.append("relationship record is not an object")
+            continue
+        ends = []
+        for side in ("subject", "object"):
+            emb = r.get(side)
+            oid = str(emb["object_id"]) if isinstance(emb, dict) and "object_id" in emb else str(r.get(f"{side}_id"))
+            oid = alias.get(oid, oid)
+            if not b.has(oid) and isinstance(emb, dict):
+                b.add_object(oid, _names(emb), emb.get("synsets"), None, _box(emb))
+            ends.append(oid)
+        b.add_relation(ends[0], r.get("predicate", ""), ends[1], r.get("synsets"))
+    problems.extend(b.problems)
+    return b.graph
+
+
+def _image_index(path: Path, skips: list[Skip]) -> dict[int | str, str | None]:
+    """image id -> path relative to the images folder (from the URL's last two parts)."""
+    out: dict[int | str, str | None] = {}
+    for rec in _stream(path, skips):
+        url = rec.get("url") if isinstance(rec.get("url"), str) else None
+        out[_image_id(rec)] = "/".join(url.split("/")[-2:]) if url else None
+    return out
+
+
+def find_images_dir(vg_dir: Path) -> Path | None:
+    if (vg_dir / "images").is_dir():
+        return vg_dir / "images"
+    if any(p.is_dir() for p in vg_dir.glob("VG_100K*")):
+        return vg_dir
+    return None
+
+
+def _resolve(images: Path, image_id, rel: str | None) -> Path | None:
+    cands = []
+    if rel:
+        cands += [images / rel, images / rel.split("/")[-1]]
+    cands += [images / f"{image_id}{s}" for s in IMAGE_SUFFIXES]
+    cands += [d / f"{image_id}.jpg" for d in sorted(images.glob("VG_100K*"))]
+    return next((c for c in cands if c.is_file()), None)
+
+
+def read_vg(vg_dir: Path, images: Path | None, source: str = "vg", sensitive: dict | None = None,
+            max_region_captions: int = 3) -> Iterator[Record | Skip]:
+    vg_dir = Path(vg_dir)
+    if not vg_dir.is_dir():
+        raise InputError(f"--vg-dir {vg_dir}: not a folder")
+    skips: list[Skip] = []
+    sg = vg_dir / "scene_graphs.json"
+    split = vg_dir / "objects.json"
+    if not sg.exists() and not split.exists():
+        raise InputError(f"{vg_dir}: neither scene_graphs.json nor objects.json found (Visual Genome JSON expected)")
+    index = _image_index(vg_dir / "image_data.json", skips) if (vg_dir / "image_data.json").exists() else None
+    yield from _drain(skips)
+    if images is None:
+        images = find_images_dir(vg_dir)
+    sens_file = vg_dir / "sensitive.json"
+    if sensitive is None and sens_file.exists():
+        try:
+            sensitive = json.loads(sens_file.read_text())
+        except json.JSONDecodeError as e:
+            raise InputError(f"{sens_file}: not valid JSON ({e})") from None
+    sensitive = {str(k): v for k, v in (sensitive or {}).items() if isinstance(v, dict)}
+
+    if sg.exists():
+        primary, pname = _stream(sg, skips), sg.name
+        attrs = rels = None
+    else:
+        primary, pname = _stream(split, skips), split.name
+        attrs = _Aligned(_stream(vg_dir / "attributes.json", skips), "attributes.json") \
+            if (vg_dir / "attributes.json").exists() else None
+        rels = _Aligned(_stream(vg_dir / "relationships.json", skips), "relationships.json") \
+            if (vg_dir / "relationships.json").exists() else None
+    regions = _Aligned(_stream(vg_dir / "region_descriptions.json", skips), "region_descriptions.json") \
+        if max_region_captions and (vg_dir / "region_descriptions.json").exists() else None
+
+    for rec in primary:
+        yield from _drain(skips)
+        image_id = _image_id(rec)
+        where = f"{pname} image {image_id}"
+        if index is not None and image_id not in index:
+            yield Skip(where, "image id missing from image_data.json")
+            continue
+        problems: list[str] = []
+        if attrs is not None or rels is not None:
+            a = attrs.get(image_id) if attrs else None
+            r = rels.get(image_id) if rels else None
+            if attrs is not None and a is None:
+                problems.append("no attributes.json record for this image")
+            graph = _graph(image_id, rec.get("objects"), (a or {}).get("attributes"),
+                           (r or {}).get("relationships"), problems)
+        else:
+            graph = _graph(image_id, rec.get("objects"), None, rec.get("relationships"), problems)
+        if not isinstance(rec.get("objects"), list):
+            problems.append("objects is missing or not a list")
+        image = None
+        if images is not None:
+            found = _resolve(images, image_id, index.get(image_id) if index else None)
+            if found is None:
+                yield Skip(where, f"missing image file under {images}")
+                continue
+            image = str(found)
+        captions: list[str] = []
+        if regions is not None:
+            reg = regions.get(image_id)
+            for ph in (reg or {}).get("regions") or []:
+                p = ph.get("phrase") if isinstance(ph, dict) else None
+                if isinstance(p, str) and p.strip() and p.strip() not in captions:
+                    captions.append(p.strip())
+                if len(captions) >= max_region_captions:
+                    break
+        tags = {str(k): str(v) for k, v in sensitive.get(str(image_id), {}).items()}
+        yield Record(make_key(source, image_id), source, image, captions, graph, tags, LICENSE.get(source),
+                     problems)
+    yield from _drain(skips)
+
+
+def _drain(skips: list[Skip]) -> Iterator[Skip]:
+    while skips:
+        yield skips.pop(0)

