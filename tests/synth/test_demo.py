@@ -1,0 +1,96 @@
+"""The demo/ablation drivers and the report: rendering (fast) and the small chain end to end (slow)."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from train import ablation, demo
+from train import report as R
+
+
+def test_results_from_train_eval_json():
+    ev = {"subsets": {"swap_att": {"accuracy": 0.75, "n": 10}, "replace_rel": {"accuracy": 0.5, "n": 4}},
+          "mean_accuracy": 0.62}
+    assert R.results_from_eval(ev) == {"swap_att": 0.75, "replace_rel": 0.5}
+    assert R.results_from_eval({"swap_att": 81.0}) == {"swap_att": 0.81}  # percentages are scaled
+
+
+def test_mean_std_and_table():
+    ms = R.mean_std([0.5, 0.7, 0.6])
+    assert ms["mean"] == pytest.approx(0.6) and ms["std"] == pytest.approx(0.1) and ms["seeds"] == [0.5, 0.7, 0.6]
+    rows = R.results_table({"clip": {"swap_att": ms}, "full": {"swap_att": 0.9, "replace_rel": 0.55}})
+    assert rows[0] == ["method", "swap_att", "replace_rel"]
+    assert rows[1] == ["clip", "60.0 ± 10.0", "–"] and rows[2] == ["full", "90.0", "55.0"]
+
+
+def test_report_writes_markdown_and_html_with_the_same_content(tmp_path):
+    img = tmp_path / "s.png"
+    Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(img)
+    rep = R.Report("t", tmp_path)
+    rep.heading("Accuracy")
+    rep.table(R.results_table({"full": {"swap_att": 0.9}, "clip": {"swap_att": 0.6}}))
+    neg = {"type": "swap_att", "text": "a blue circle left of a red square", "to": "blue"}
+    rep.samples([{"image": str(img), "captions": ["a red circle left of a blue square"],
+                  "pseudo_captions": [{"text": "the circle is red"}], "hard_negatives": [neg]}])
+    fig = R.plot_curves({"full": [{"step": 1, "loss": 2.0}, {"step": 2, "loss": 1.0}]}, ["loss"],
+                        tmp_path / "f" / "loss.png", "loss")
+    rep.image(fig, "loss")
+    md, ht = rep.write()
+    m, h = md.read_text(), ht.read_text()
+    for s in ("Accuracy", "90.0", "60.0", "the circle is red"):
+        assert s in m and s in h
+    assert "**blue**" in m and f'color:{R.EDIT_COLOURS["swap_att"]}' in h
+    assert "f/loss.png" in m and h.count("data:image/png;base64") == 2
+
+
+def test_method_flags_are_distinct_and_cover_the_issue():
+    want = {"clip", "siglip", "static", "ahnm", "cluster", "pseudo", "full", "full-no-ahnm", "full-no-cluster",
+            "full-no-fair", "full-no-pseudo"}
+    assert set(ablation.METHODS) == want
+    flags = {m: tuple(v) for m, v in ablation.METHODS.items()}
+    assert len(set(flags.values())) == len(flags)
+    assert demo.METHODS["clip"] == ablation.METHODS["clip"]
+
+
+def test_demo_model_config_matches_world():
+    cfg = demo.model_config(demo.DEMO)
+    assert cfg["vision_cfg"]["image_size"] == demo.DEMO["image_size"]
+    assert cfg["vision_cfg"]["image_size"] % cfg["vision_cfg"]["patch_size"] == 0
+
+
+def _skip_if_missing(out):
+    rep = (out / "report.md").read_text()
+    if "not built yet" in rep:
+        pytest.skip("a stage of the chain is not built yet: " +
+                    next(ln for ln in rep.splitlines() if "not built yet" in ln))
+
+
+@pytest.mark.slow
+def test_demo_chain_quick(tmp_path):
+    assert demo.main(["--quick", "--out", str(tmp_path / "demo"), "--device", "cpu"]) == 0
+    out = tmp_path / "demo"
+    assert (out / "report.md").is_file() and (out / "report.html").is_file()
+    _skip_if_missing(out)
+    res = json.loads((out / "results.json").read_text())
+    assert set(res) == {"full", "clip"}
+    for method in res.values():
+        assert set(R.RESULT_KEYS) <= set(method)
+        assert all(0.0 <= v <= 1.0 for v in method.values())
+
+
+@pytest.mark.slow
+def test_ablation_quick(tmp_path):
+    docs = tmp_path / "docs"
+    rc = ablation.main(["--quick", "--work", str(tmp_path / "work"), "--docs", str(docs), "--methods", "clip,full",
+                        "--device", "cpu", "--points", "2"])
+    assert rc == 0
+    if not (docs / "results.json").is_file():
+        pytest.skip("a stage of the chain is not built yet (see the driver's output)")
+    res = json.loads((docs / "results.json").read_text())
+    assert set(res) == {"clip", "full"}
+    assert all(set(v) == {"mean", "std", "seeds"} for m in res.values() for v in m.values())
+    assert "| clip |" in (docs / "RESULTS.md").read_text()

@@ -1,0 +1,351 @@
+"""`make demo`: the whole chain on the embedded world, full method vs plain CLIP, in minutes on a CPU.
+
+    synth -> kgaug build --source vg -> clusterbuild shard -> train run (full, clip) -> train eval -> report
+
+Every stage is the ordinary command, run in this process through its Typer app (torch loads once;
+each stage prints its own progress). A stage that reports "not built yet" ends the demo with exit 0 and a clear
+list of what ran and what did not. Outputs: demo/report.md, demo/report.html, demo/results.json.
+
+    python -m train.demo [--out demo] [--quick] [--steps N] [--device cpu|cuda]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from train import report as R
+
+NOT_BUILT = "not built yet"
+CLI_MAIN = {"kgaug": "kgaug.cli", "clusterbuild": "clusterbuild.cli", "train": "train.cli"}
+
+# Sizes found by benchmarks/synth_probe.py (docs/RESULTS.md): a world and model in which plain CLIP
+# learns relations only partly within the budget, so there is room for the method to show.
+# The trainer costs ~3 s per step of 128 images with the full method's 4 texts per image on a loaded
+# 2-core machine, so the demo budget is small; context 24 tokens holds every caption of the tiny world.
+DEMO = dict(preset="tiny", train=3000, eval=500, zeroshot_per_class=24, image_size=32,
+            steps=240, batch_size=64, width=64, layers=2, patch=8, context=24)
+QUICK = dict(preset="tiny", train=96, eval=24, zeroshot_per_class=4, image_size=32,
+             steps=3, batch_size=16, width=32, layers=1, patch=8, context=24)
+METHODS = {
+    "full": [],  # the trainer's defaults are the full method: fair-siglip + ahnm + cluster batches
+    "clip": ["--loss", "clip", "--negatives", "none", "--batching", "random", "--positives", "1"],
+}
+
+
+class StageMissing(RuntimeError):
+    """A stage's command exists only as a placeholder ("not built yet")."""
+
+
+@dataclass
+class Chain:
+    out: Path
+    log: list[str] = field(default_factory=list)
+    started: float = field(default_factory=time.perf_counter)
+
+    def say(self, msg: str) -> None:
+        line = f"[demo {time.perf_counter() - self.started:6.1f}s] {msg}"
+        print(line, flush=True)
+        self.log.append(line)
+
+    def cli(self, tool: str, *args: str) -> None:
+        """Run `tool args` in this process through the tool's own Typer app (so torch and open_clip
+        load once, and the stage's progress prints as it goes)."""
+        import importlib
+
+        import typer
+
+        self.say(f"$ {tool} {' '.join(args)}")
+        group = typer.main.get_command(importlib.import_module(CLI_MAIN[tool]).app)
+        sub = getattr(group, "commands", {}).get(args[0])  # typer >= 0.20 vendors click: duck-type
+        if sub is None or NOT_BUILT in (sub.help or ""):  # the placeholders say so in their help
+            raise StageMissing(f"`{tool} {args[0]}` is not built yet")
+        try:
+            rc = group.main(list(args), prog_name=tool, standalone_mode=False)
+        except typer.Exit as e:
+            rc = e.exit_code
+        except SystemExit as e:
+            rc = e.code
+        except Exception as e:
+            if hasattr(e, "format_message"):  # a usage error of the command line
+                raise RuntimeError(f"`{tool} {' '.join(args)}`: {e.format_message()}") from e
+            raise
+        if rc not in (None, 0):
+            raise RuntimeError(f"`{tool} {' '.join(args)}` failed with exit code {rc} (its message is above)")
+
+
+def model_config(size: dict[str, Any]) -> dict[str, Any]:
+    w = size["width"]
+    return {"embed_dim": w,
+            "vision_cfg": {"image_size": size["image_size"], "layers": size["layers"], "width": w,
+                           "head_width": 32, "patch_size": size["patch"]},
+            "text_cfg": {"context_length": size.get("context", 32), "vocab_size": 49408, "width": w, "heads": max(1, w // 32),
+                         "layers": size["layers"]}}
+
+
+def stage_synth(ch: Chain, size: dict[str, Any], seed: int, bias: float) -> Path:
+    from kgaug.synth.world import WorldConfig
+    from kgaug.synth.writer import write_world
+
+    world_dir = ch.out / "world"
+    ch.say(f"synth: {size['train']} training images, {size['eval']} held-out scenes -> {world_dir}")
+    cfg = WorldConfig.preset(size["preset"], image_size=size["image_size"], seed=seed, bias=bias)
+    summary = write_world(cfg, world_dir, size["train"], size["eval"], size["zeroshot_per_class"],
+                          progress=ch.say)
+    ch.say(f"synth: done ({summary['eval'].get('items')})")
+    return world_dir
+
+
+def wordnet_available() -> bool:
+    try:
+        import nltk
+
+        nltk.data.find("corpora/wordnet/lexnames")  # a lookup, not a load: loading takes seconds
+        return True
+    except (ImportError, LookupError, OSError):
+        return False
+
+
+def stage_build(ch: Chain, world_dir: Path, seed: int, wordnet: bool = False) -> Path:
+    """`kgaug build --source vg` on the world. WordNet is off by default: the world's words are all in
+    its own lexicon, a fresh clone has no WordNet data, and (2026-11-27) `kgaug build` with WordNet
+    crashed in its worker pool on 3,000 images (nltk file handles shared across forked workers)."""
+    table = ch.out / "table"
+    local = Path(__file__).resolve().parents[1] / ".cache" / "nltk_data"  # where `make test-assets` puts it
+    if "NLTK_DATA" not in os.environ and local.is_dir():
+        os.environ["NLTK_DATA"] = str(local)
+    extra = [] if wordnet and wordnet_available() else ["--no-wordnet"]
+    ch.cli("kgaug", "build", "--source", "vg", "--vg-dir", str(world_dir), "--out", str(table),
+           "--seed", str(seed), *extra)
+    return table
+
+
+def stage_shard(ch: Chain, table: Path, model_json: Path, size: dict[str, Any], seed: int, device: str) -> Path:
+    shards = ch.out / "shards"
+    ch.cli("clusterbuild", "shard", str(table), "--out", str(shards), "--model", str(model_json),
+           "--cluster-size", str(max(8, size["batch_size"] // 4)), "--seed", str(seed), "--device", device,
+           "--overwrite")
+    return shards
+
+
+class Progress(threading.Thread):
+    """Prints a line from the trainer's metrics.jsonl every few seconds while it trains (the trainer
+    itself logs to the file only)."""
+
+    def __init__(self, ch: Chain, run_dir: Path, label: str, total: int, every_s: float = 10.0):
+        super().__init__(daemon=True)
+        self.ch, self.file, self.label, self.total, self.every_s = ch, run_dir / "metrics.jsonl", label, total, every_s
+        self.stop = threading.Event()
+
+    def run(self) -> None:
+        last = None
+        while not self.stop.wait(self.every_s):
+            try:
+                row = json.loads(self.file.read_text().strip().splitlines()[-1])
+            except (OSError, IndexError, json.JSONDecodeError):
+                continue
+            if row.get("step") != last:
+                last = row.get("step")
+                self.ch.say(f"train {self.label}: step {last}/{self.total} loss {row.get('loss', float('nan')):.3f} "
+                            f"({row.get('images_per_s', 0):.0f} images/s)")
+
+    def __enter__(self) -> Progress:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop.set()
+        self.join()
+
+
+def stage_train(ch: Chain, shards: Path, method: str, model_json: Path, size: dict[str, Any], seed: int,
+                device: str) -> Path:
+    run_dir = ch.out / "runs" / method
+    with Progress(ch, run_dir, method, size["steps"]):
+        ch.cli("train", "run", str(shards), "--out", str(run_dir), "--model", str(model_json),
+               "--steps", str(size["steps"]), "--batch-size", str(size["batch_size"]), "--seed", str(seed),
+               "--device", device, "--save-every", str(max(1, size["steps"])), *METHODS[method])
+    return run_dir
+
+
+def stage_eval(ch: Chain, run_dir: Path, world_dir: Path, device: str) -> dict[str, float]:
+    """`train eval` on the held-out split (SugarCrepe subsets, zero-shot shape, zero-shot colour)."""
+    ev = world_dir / "eval"
+    out, out_c = run_dir / "eval.json", run_dir / "eval_colour.json"
+    ch.cli("train", "eval", "--checkpoint", str(run_dir), "--out", str(out), "--sugarcrepe", str(ev / "sugarcrepe"),
+           "--images", str(ev / "images"), "--zeroshot", str(ev / "zeroshot_shape"), "--device", device)
+    ch.cli("train", "eval", "--checkpoint", str(run_dir), "--out", str(out_c),
+           "--zeroshot", str(ev / "zeroshot_colour"), "--device", device)
+    full = json.loads(out.read_text())
+    res = R.results_from_eval(full.get("sugarcrepe", full))
+    res["zeroshot_shape"] = float(full["zeroshot"]["top1"])
+    res["zeroshot_colour"] = float(json.loads(out_c.read_text())["zeroshot"]["top1"])
+    ch.say("eval: " + " ".join(f"{k}={v:.3f}" for k, v in res.items()))
+    return res
+
+
+def stage_bias(ch: Chain, run_dir: Path, world_dir: Path, device: str) -> dict[str, float] | None:
+    export = run_dir / "export"
+    if not export.is_dir():
+        ch.say(f"bias: no exported model in {export}; skipped")
+        return None
+    import open_clip
+
+    from kgaug.synth import bias
+
+    model, _, pre = open_clip.create_model_and_transforms(f"local-dir:{export}", device=device)
+    tok = open_clip.get_tokenizer(f"local-dir:{export}")
+    res = bias.measure(model, pre, tok, world_dir / "eval" / "bias", device)
+    ch.say(f"bias: gap {res['gap']:+.4f} (se {res['se']:.4f}) over {res['pairs']} paired scenes, concept "
+           f"{res['concept']!r}")
+    return res
+
+
+def read_metrics(run_dir: Path) -> list[dict[str, Any]]:
+    f = run_dir / "metrics.jsonl"
+    if not f.is_file():
+        return []
+    rows = []
+    for line in f.read_text().splitlines():
+        try:
+            rows.append(json.loads(line))
+        except json.JSONDecodeError:
+            continue
+    return rows
+
+
+def flatten(row: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    out = {}
+    for k, v in row.items():
+        if isinstance(v, dict):
+            out.update(flatten(v, f"{prefix}{k}."))
+        else:
+            out[f"{prefix}{k}"] = v
+    return out
+
+
+def sample_rows(table: Path, n: int = 8) -> list[dict[str, Any]]:
+    try:
+        from kgaug.table import read_rows
+
+        rows = []
+        for r in read_rows(table, columns=["image", "captions", "pseudo_captions", "hard_negatives"]):
+            if r.get("image"):
+                rows.append(r)
+            if len(rows) >= n:
+                break
+        return rows
+    except (FileNotFoundError, ImportError, ValueError):
+        return []
+
+
+def write_report(ch: Chain, results: dict[str, dict[str, float]], stages: dict[str, str], table: Path | None,
+                 runs: dict[str, Path], bias: dict[str, Any], size: dict[str, Any]) -> None:
+    rep = R.Report("kgclip demo: the embedded compositional world", ch.out)
+    rep.para(f"World preset {size['preset']!r}, {size['train']} training images at {size['image_size']} px, "
+             f"{size['eval']} held-out scenes (object pairs never seen in training). Model: "
+             f"{size['layers']}-layer ViT/text width {size['width']}, {size['steps']} steps of batch "
+             f"{size['batch_size']}, random init, for both methods.")
+    rep.heading("Stages")
+    rep.table([["stage", "status"], *([k, v] for k, v in stages.items())])
+    if results:
+        rep.heading("Held-out compositional and zero-shot accuracy (%)")
+        rep.table(R.results_table(results))
+        rep.para("Chance is 50 % for every SugarCrepe-format subset; zero-shot chance is 1/classes.")
+    if bias:
+        rep.heading("Bias (planted group/colour correlation)")
+        rep.table([["method", "gap", "se", "share a closer"]] +
+                  [[m, f"{b['gap']:+.4f}", f"{b['se']:.4f}", f"{b['share_a_closer']:.2f}"] for m, b in bias.items()])
+    if table is not None:
+        samples = sample_rows(table)
+        if samples:
+            rep.heading("Sample images with pseudo-captions and hard negatives (edits colour-coded)")
+            rep.samples(samples)
+    metrics = {m: [flatten(r) for r in read_metrics(d)] for m, d in runs.items()}
+    if any(metrics.values()):
+        fig = ch.out / "figures"
+        rep.heading("Training curves")
+        keys = ["loss", "loss_parts.contrastive", "loss_parts.fair", "logit_scale", "logit_bias", "images_per_s"]
+        rep.image(R.plot_curves(metrics, keys, fig / "loss.png", "training (both methods)"), "training curves")
+        rep.heading("AHNM statistics over time (full method)")
+        full = {"full": metrics.get("full", [])}
+        akeys = [f"ahnm.{k}" for k in ("beta", "mean_margin", "mean_margin_kg", "mean_margin_inbatch", "mean_weight",
+                                        "share_faded", "share_capped", "share_masked", "share_turned_positive")]
+        rep.image(R.plot_curves(full, akeys, fig / "ahnm.png", "AHNM schedule and shares"), "AHNM statistics")
+        tkeys = sorted({k for r in full["full"] for k in r if k.startswith("ahnm.per_type.") and k.endswith(".margin")})
+        rep.image(R.plot_curves(full, tkeys, fig / "ahnm_types.png", "AHNM: mean margin per negative type"),
+                  "AHNM margin per negative type")
+    rep.heading("Log")
+    rep.para(" / ".join(ch.log[-12:]))
+    md, ht = rep.write("report")
+    ch.say(f"report: {md} and {ht}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    import logging
+
+    # the stages log their progress at INFO (the trainer every step); show it
+    logging.basicConfig(level=logging.INFO, format="%(levelname).1s %(name)s: %(message)s", force=True)
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--out", default="demo")
+    p.add_argument("--quick", action="store_true", help="tiny sizes (tests): seconds, meaningless numbers")
+    p.add_argument("--steps", type=int, default=None)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--bias", type=float, default=0.8, help="planted group/colour correlation (0 = none)")
+    p.add_argument("--device", default="cuda" if _cuda() else "cpu")
+    p.add_argument("--wordnet", action="store_true", help="let kgaug build use WordNet when installed")
+    a = p.parse_args(argv)
+    size = dict(QUICK if a.quick else DEMO)
+    if a.steps:
+        size["steps"] = a.steps
+    ch = Chain(Path(a.out))
+    ch.out.mkdir(parents=True, exist_ok=True)
+    model_json = ch.out / "kgclip-demo.json"
+    model_json.write_text(json.dumps(model_config(size), indent=2) + "\n")
+    stages: dict[str, str] = {}
+    results: dict[str, dict[str, float]] = {}
+    bias: dict[str, Any] = {}
+    runs: dict[str, Path] = {}
+    table = None
+    try:
+        world_dir = stage_synth(ch, size, a.seed, a.bias)
+        stages["kgaug synth"] = "done"
+        table = stage_build(ch, world_dir, a.seed, a.wordnet)
+        stages["kgaug build"] = "done"
+        shards = stage_shard(ch, table, model_json, size, a.seed, a.device)
+        stages["clusterbuild shard"] = "done"
+        for method in METHODS:
+            runs[method] = stage_train(ch, shards, method, model_json, size, a.seed, a.device)
+            stages[f"train run ({method})"] = "done"
+            results[method] = stage_eval(ch, runs[method], world_dir, a.device)
+            stages[f"train eval ({method})"] = "done"
+            b = stage_bias(ch, runs[method], world_dir, a.device)
+            if b:
+                bias[method] = b
+    except StageMissing as e:
+        ch.say(f"STOPPED: {e}; the stages before it ran. Stages: {stages}")
+        stages[str(e)] = "not built yet"
+    if results:
+        R.write_json(ch.out / "results.json", results)
+    write_report(ch, results, stages, table, runs, bias, size)
+    ch.say(f"done in {time.perf_counter() - ch.started:.0f}s")
+    return 0
+
+
+def _cuda() -> bool:
+    try:
+        import torch
+
+        return torch.cuda.is_available()
+    except ImportError:  # pragma: no cover
+        return False
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
