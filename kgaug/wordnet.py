@@ -20,6 +20,12 @@ def _key(word: str) -> str:
     return word.replace(" ", "_")
 
 
+def _ordered(related: list) -> list:
+    """nltk returns related synsets/lemmas (hypernyms, hyponyms, antonyms) in the order of a set of
+    (pos, offset) pairs, which depends on PYTHONHASHSEED: sort them so output bytes do not."""
+    return sorted(related, key=repr)
+
+
 class WordNet:
     def __init__(self, enabled: bool = True) -> None:
         self.enabled = enabled
@@ -39,6 +45,13 @@ class WordNet:
         self.cohyponyms = lru_cache(maxsize=1 << 14)(self._cohyponyms)
         self.antonyms = lru_cache(maxsize=1 << 14)(self._antonyms)
         self.lexname = lru_cache(maxsize=1 << 16)(self._lexname)
+
+    def after_fork(self) -> None:
+        """Give a forked process its own WordNet data files: nltk keeps them open and seeks before
+        each read, and a forked child shares the parent's file offsets, so two processes reading at
+        once would get each other's lines (garbled synsets)."""
+        if self.wn is not None and isinstance(getattr(self.wn, "_data_file_map", None), dict):
+            self.wn._data_file_map = {}
 
     def _noun_synsets(self, word: str) -> tuple:
         if self.wn is None:
@@ -86,8 +99,8 @@ class WordNet:
             return ()
         own = {n.lower() for s in syns for n in s.lemma_names()}
         out: dict[str, None] = {}
-        for h in syns[0].hypernyms()[:2]:
-            for sister in h.hyponyms():
+        for h in _ordered(syns[0].hypernyms())[:2]:
+            for sister in _ordered(h.hyponyms()):
                 for n in sister.lemma_names()[:2]:
                     n = n.replace("_", " ").lower()
                     if n not in own and n != word:
@@ -102,7 +115,7 @@ class WordNet:
         for p in poses:
             for s in self.wn.synsets(_key(word), pos=p)[:3]:
                 for lem in s.lemmas():
-                    for ant in lem.antonyms():
+                    for ant in _ordered(lem.antonyms()):
                         out[ant.name().replace("_", " ").lower()] = None
         return tuple(out)
 
@@ -111,7 +124,7 @@ class WordNet:
         syns = self.noun_synsets(word)
         if not syns:
             return ()
-        return tuple(h.lemma_names()[0].replace("_", " ").lower() for h in syns[0].hypernyms())
+        return tuple(h.lemma_names()[0].replace("_", " ").lower() for h in _ordered(syns[0].hypernyms()))
 
     def _lexname(self, word: str) -> str:
         """WordNet lexicographer file of the first noun sense (noun.animal, noun.artifact, ...)."""

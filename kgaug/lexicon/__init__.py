@@ -244,14 +244,18 @@ def sensitive_words() -> dict[str, tuple[tuple[str, str], ...]]:
     return {k: tuple(v) for k, v in out.items()}
 
 
+@lru_cache(maxsize=1 << 16)
+def _text_tags(text: str) -> tuple[tuple[str, str], ...]:
+    words = sensitive_words()
+    toks = clean(text).split(" ")
+    grams = set(toks) | {" ".join(toks[i:i + 2]) for i in range(len(toks) - 1)}
+    return tuple(tv for g in grams for tv in words.get(g, ()))
+
+
 def sensitive_tags(texts: list[str]) -> dict[str, str]:
     """Tags found in `texts`; a tag seen with two different values becomes 'mixed'."""
-    words = sensitive_words()
     found: dict[str, set[str]] = {}
     for t in texts:
-        toks = clean(t).split(" ")
-        grams = set(toks) | {" ".join(toks[i:i + 2]) for i in range(len(toks) - 1)}
-        for g in grams:
-            for tag, value in words.get(g, ()):
-                found.setdefault(tag, set()).add(value)
+        for tag, value in _text_tags(t):
+            found.setdefault(tag, set()).add(value)
     return {tag: (next(iter(v)) if len(v) == 1 else "mixed") for tag, v in sorted(found.items())}

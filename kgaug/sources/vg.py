@@ -71,7 +71,7 @@ class _Aligned:
 
 def _box(o: dict):
     try:
-        return tuple(int(o[k]) for k in ("x", "y", "w", "h"))
+        return int(o["x"]), int(o["y"]), int(o["w"]), int(o["h"])
     except (KeyError, TypeError, ValueError):
         return None
 
@@ -81,6 +81,23 @@ def _names(o: dict) -> list:
     if isinstance(names, list):
         return names
     return [o["name"]] if isinstance(o.get("name"), str) else []
+
+
+def _end(b: GraphBuilder, alias: dict[str, str], r: dict, side: str, side_id: str) -> str:
+    """Object id of a relationship's subject or object (embedded object or `<side>_id`), added to
+    the graph when only the relationship carries it."""
+    emb = r.get(side)
+    if isinstance(emb, dict) and "object_id" in emb:
+        oid = str(emb["object_id"])
+        oid = alias.get(oid, oid)
+        if not b.has(oid):
+            b.add_object(oid, _names(emb), emb.get("synsets"), None, _box(emb))
+        return oid
+    oid = str(r.get(side_id))
+    oid = alias.get(oid, oid)
+    if not b.has(oid) and isinstance(emb, dict):
+        b.add_object(oid, _names(emb), emb.get("synsets"), None, _box(emb))
+    return oid
 
 
 def _graph(image_id, objects, attributes, relationships, problems: list[str]):
@@ -106,15 +123,8 @@ def _graph(image_id, objects, attributes, relationships, problems: list[str]):
         if not isinstance(r, dict):
             problems.append("relationship record is not an object")
             continue
-        ends = []
-        for side in ("subject", "object"):
-            emb = r.get(side)
-            oid = str(emb["object_id"]) if isinstance(emb, dict) and "object_id" in emb else str(r.get(f"{side}_id"))
-            oid = alias.get(oid, oid)
-            if not b.has(oid) and isinstance(emb, dict):
-                b.add_object(oid, _names(emb), emb.get("synsets"), None, _box(emb))
-            ends.append(oid)
-        b.add_relation(ends[0], r.get("predicate", ""), ends[1], r.get("synsets"))
+        b.add_relation(_end(b, alias, r, "subject", "subject_id"), r.get("predicate", ""),
+                       _end(b, alias, r, "object", "object_id"), r.get("synsets"))
     problems.extend(b.problems)
     return b.graph
 
