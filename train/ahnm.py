@@ -12,7 +12,8 @@ Three parts driven by training progress p ∈ [0, 1]:
    (same normalised text, or text cosine ≥ `guard_text_cos` that also stands out from the batch's
    typical text–text cosine, once p ≥ `guard_after`) and texts of
    flagged near-duplicate images are turned positive (FFF) or masked; matches found only by
-   embedding cosine are masked; KG negatives are at most masked, never turned positive.
+   embedding cosine are masked, and so (by default, `guard_dups`) are the flagged near-duplicates,
+   which are an embedder's kNN guess; KG negatives are at most masked, never turned positive.
 Everything here is computed without gradient: weights are constants of the loss, as in HCL.
 """
 
@@ -63,14 +64,16 @@ def guard(labels: torch.Tensor, cols: Columns, near_dup: torch.Tensor | None,
         near = ((tcos >= cfg.guard_text_cos) & (rel >= cfg.guard_text_rel)).float()
         close = ((pos @ near) > 0) & ~ident
     dup_cols = torch.zeros_like(ident)
-    if near_dup is not None:
+    if near_dup is not None and cfg.guard_dups != "ignore":
         dup_cols = near_dup[:, cols.owner] & (cols.role[None, :] != ROLE_KG)
     neg = labels < 0
     is_kg = (cols.role == ROLE_KG)[None, :].expand(B, T)
-    sure = neg & (ident | dup_cols)  # exact text match or a flagged duplicate: FFF reassignment
-    # an embedding-only match is a guess from the model being trained: masking it can only drop
-    # a negative, turning it positive could teach the model its own mistakes
-    unsure = neg & close & ~sure
+    trusted_dups = dup_cols if cfg.guard_dups == "positive" else torch.zeros_like(dup_cols)
+    sure = neg & (ident | trusted_dups)  # exact text match or a trusted duplicate flag: FFF reassignment
+    # an embedding-only match is a guess (of the model being trained, or of the embedder that flagged
+    # the duplicates): masking it can only drop a negative, turning it positive could teach the model
+    # the embedder's mistakes
+    unsure = neg & (close | dup_cols) & ~sure
     if cfg.guard_action == "positive":
         flip = sure & ~is_kg
         masked = (sure & is_kg) | unsure

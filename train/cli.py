@@ -48,6 +48,8 @@ def run(
     batch_size: int | None = typer.Option(None, "--batch-size", help="Images per batch per process [32]."),
     lr: float | None = typer.Option(None, help="Learning rate of the towers [5e-4]."),
     logit_lr: float | None = typer.Option(None, "--logit-lr", help="lr of logit_scale/bias [1e-2]."),
+    siglip_init_bias: str | None = typer.Option(
+        None, "--siglip-init-bias", help="Sigmoid losses' initial bias: a number or 'auto' [-10]."),
     loss: str | None = typer.Option(None, help="clip | siglip | fair-siglip [fair-siglip]."),
     negatives: str | None = typer.Option(None, help="none | static (NegCLIP) | ahnm [ahnm]."),
     batching: str | None = typer.Option(None, help="random | cluster [cluster]."),
@@ -74,7 +76,8 @@ def run(
         if config is not None:
             cfg = C.from_dict(C.load_file(config), cfg, str(config))
         flags = dict(shards=shards or None, out=out, model=model, pretrained=pretrained, steps=steps, epochs=epochs,
-                     batch_size=batch_size, lr=lr, logit_lr=logit_lr, loss=loss, negatives=negatives,
+                     batch_size=batch_size, lr=lr, logit_lr=logit_lr, loss=loss,
+                     siglip_init_bias=_number_or_word(siglip_init_bias), negatives=negatives,
                      batching=batching, clusters_per_batch=clusters_per_batch, positives=positives,
                      negatives_per_sample=negatives_per_sample, fair_lambda=fair_lambda, lora_rank=lora_rank,
                      freeze_blocks=freeze_blocks, precision=precision, device=device, seed=seed, workers=workers,
@@ -84,6 +87,13 @@ def run(
     except (ValueError, FileNotFoundError, loop.NaNLossError) as e:
         _fail(str(e))
     typer.echo(json.dumps(summary, indent=2))
+
+
+def _number_or_word(v: str | None) -> float | str | None:
+    try:
+        return None if v is None else float(v)
+    except ValueError:
+        return v
 
 
 @app.command("eval")

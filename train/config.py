@@ -8,6 +8,7 @@ Defaults are the full method: `fair-siglip` + `ahnm` + `cluster` batches.
 from __future__ import annotations
 
 import json
+import math
 import sys
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
@@ -19,6 +20,7 @@ BATCHING = ("random", "cluster")
 PRECISIONS = ("fp32", "bf16", "fp16")
 CURRICULA = ("beta", "band")
 GUARD_ACTIONS = ("positive", "mask")
+GUARD_DUPS = ("positive", "mask", "ignore")
 
 
 @dataclass
@@ -42,6 +44,9 @@ class AHNMConfig:
     max_weight: float = 5.0  # global clamp on any negative's weight
     kg_weight: float = 1.0  # extra multiplier on KG hard-negative columns
     guard_action: str = "positive"  # what the false-negative guard does: positive (FFF) or mask
+    guard_dups: str = "mask"  # texts of flagged near-duplicate images: mask, positive (with
+    # guard_action positive) or ignore. The flags are an embedding's guess (clusterbuild's kNN cosine;
+    # in the demo world 79 % of them were different scenes), so by default they only mask
     guard_text_cos: float = 0.97  # text-text cosine at/above which two captions count as the same
     guard_text_rel: float = 0.8  # ... and (cos − median) / (1 − median) at/above this: an untrained
     # text tower maps every caption near one point, so an absolute threshold alone flags everything
@@ -61,6 +66,10 @@ class TrainConfig:
     batch_size: int = 32
     lr: float = 5e-4
     logit_lr: float = 1e-2  # SigLIP's t and b move too slowly at the tower lr: own group, no wd
+    siglip_init_scale: float = 10.0  # sigmoid losses: initial temperature t (SigLIP: 10)
+    siglip_init_bias: float | str = -10.0  # ... and bias b; "auto" = the log-odds of a positive in
+    # a batch, log(P / (T − P)) for P positives among T columns per image (SigLIP's −10 is that
+    # prior for its 32k batches)
     weight_decay: float = 0.1
     warmup: int = 10  # linear warmup steps, then cosine decay to 0
     grad_clip: float = 1.0  # 0 disables
@@ -97,6 +106,10 @@ class TrainConfig:
             raise ValueError(f"ahnm.curriculum must be one of {CURRICULA}, got {self.ahnm.curriculum!r}")
         if self.ahnm.guard_action not in GUARD_ACTIONS:
             raise ValueError(f"ahnm.guard_action must be one of {GUARD_ACTIONS}, got {self.ahnm.guard_action!r}")
+        if isinstance(self.siglip_init_bias, str) and self.siglip_init_bias != "auto":
+            raise ValueError(f"siglip_init_bias must be a number or 'auto', got {self.siglip_init_bias!r}")
+        if self.ahnm.guard_dups not in GUARD_DUPS:
+            raise ValueError(f"ahnm.guard_dups must be one of {GUARD_DUPS}, got {self.ahnm.guard_dups!r}")
         if self.batch_size < 2:
             raise ValueError("--batch-size must be at least 2 (contrastive losses need in-batch negatives)")
         if self.batching == "cluster" and not 1 <= self.clusters_per_batch <= self.batch_size:
@@ -110,6 +123,14 @@ class TrainConfig:
         if self.positives > 0:
             return self.positives
         return 2 if self.loss == "fair-siglip" else 1
+
+    def siglip_bias(self, world_size: int = 1) -> float:
+        """The sigmoid losses' initial bias b; "auto" from the global batch's column layout."""
+        if not isinstance(self.siglip_init_bias, str):
+            return float(self.siglip_init_bias)
+        per_image = self.n_positives + (self.negatives_per_sample if self.negatives != "none" else 0)
+        cols = self.batch_size * world_size * per_image
+        return math.log(self.n_positives / max(cols - self.n_positives, 1))
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

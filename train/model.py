@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,8 +20,6 @@ from train.config import TrainConfig
 
 log = logging.getLogger(__name__)
 LORA_TARGETS = ("c_fc", "c_proj", "attn")
-SIGLIP_INIT_SCALE = math.log(10.0)
-SIGLIP_INIT_BIAS = -10.0
 
 
 @dataclass
@@ -37,7 +36,8 @@ class Built:
 def create(cfg: TrainConfig, device: str = "cpu") -> Built:
     kw: dict[str, Any] = {}
     if cfg.loss in ("siglip", "fair-siglip"):  # as open_clip_train does for --siglip
-        kw = {"init_logit_scale": SIGLIP_INIT_SCALE, "init_logit_bias": SIGLIP_INIT_BIAS}
+        world = int(os.environ.get("WORLD_SIZE", "1"))
+        kw = {"init_logit_scale": math.log(cfg.siglip_init_scale), "init_logit_bias": cfg.siglip_bias(world)}
     lm = models.create(cfg.model, cfg.pretrained, device=device, **kw)
     base = lm.model
     if cfg.freeze_blocks:
