@@ -74,6 +74,15 @@ def _caption(cfg: WorldConfig, a: Obj, pred: str, b: Obj, cats_a=None, cats_b=No
     return sentence(phrase_of(a, cats_a), pred, phrase_of(b, cats_b))
 
 
+def _pick_attribute(cfg, rng, a: Obj, b: Obj) -> tuple[str, int, Obj, list[str]]:
+    """A random attribute category, which object (0 = a, 1 = b), that object, and its other values."""
+    c = cfg.categories[int(rng.integers(len(cfg.categories)))]
+    which = int(rng.integers(2))
+    target = (a, b)[which]
+    values = {"size": cfg.sizes, "colour": cfg.colours, "texture": cfg.textures}[c]
+    return c, which, target, [v for v in values if v != target.attr(c)]
+
+
 def negatives(cfg: WorldConfig, scene: Scene, rng: np.random.Generator) -> dict[str, tuple[str, str]]:
     """{subset: (caption, negative_caption)} for every subset that applies to this scene."""
     a, pred, b = canonical(cfg, scene)
@@ -86,11 +95,7 @@ def negatives(cfg: WorldConfig, scene: Scene, rng: np.random.Generator) -> dict[
         c = differing[int(rng.integers(len(differing)))]
         out["swap_att"] = (pos, _caption(cfg, replace(a, **{c: b.attr(c)}), pred, replace(b, **{c: a.attr(c)})))
 
-    c = cats[int(rng.integers(len(cats)))]
-    which = int(rng.integers(2))
-    target = (a, b)[which]
-    values = {"size": cfg.sizes, "colour": cfg.colours, "texture": cfg.textures}[c]
-    others = [v for v in values if v != target.attr(c)]
+    c, which, target, others = _pick_attribute(cfg, rng, a, b)
     if others:
         new = replace(target, **{c: others[int(rng.integers(len(others)))]})
         out["replace_att"] = (pos, _caption(cfg, new, pred, b) if which == 0 else _caption(cfg, a, pred, new))
@@ -117,11 +122,7 @@ def negatives(cfg: WorldConfig, scene: Scene, rng: np.random.Generator) -> dict[
         out["add_obj"] = (pos, sentence(added, pred, phrase_of(b, cats)))
 
     # add_att: the positive leaves one attribute of one object unsaid; the negative says a wrong one
-    c = cats[int(rng.integers(len(cats)))]
-    which = int(rng.integers(2))
-    target = (a, b)[which]
-    values = {"size": cfg.sizes, "colour": cfg.colours, "texture": cfg.textures}[c]
-    others = [v for v in values if v != target.attr(c)]
+    c, which, target, others = _pick_attribute(cfg, rng, a, b)
     if others:
         short = [x for x in cats if x != c]
         wrong = replace(target, **{c: others[int(rng.integers(len(others)))]})
