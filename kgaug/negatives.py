@@ -116,145 +116,155 @@ class Generator:
             return False
         return True
 
-    # -- the eight edits (each returns candidate tuples) ----------------------------------------
-    def replace_att(self, c: Caption, ev: Evidence) -> list[tuple]:
-        out = []
+    # -- the eight edits --------------------------------------------------------------------------
+    # Each type lists its slots (what in which caption can be edited: cheap, no KG scoring) with
+    # `<type>_slots`, and `<type>(*slot)` expands one slot into its candidate tuples (a handful of
+    # replacement words, scored). `for_image` expands slots lazily, in seeded order, and stops as
+    # soon as enough valid negatives are found, so most slots are never scored or validated.
+    def replace_att_slots(self, c: Caption) -> list[tuple]:
         kg = self.kg
+        out = []
         for np in c.nps:
             if not np.atts:
                 continue
-            own = {x for x, _ in np.atts}
             for a, span in np.atts:
-                if not kg.editable_category(np.name, kg.attribute_category(a)):
-                    continue
-                fact = attribute_fact(a, np.name)
-                for to in kg.attribute_candidates(a)[:CANDIDATES_PER_SLOT]:
-                    if to in own:
-                        continue
-                    out.append((kg.plausibility_att(np.name, to), c, [(span, to)], a, to, fact,
-                                (attribute_fact(to, np.name),), to))
+                if kg.editable_category(np.name, kg.attribute_category(a)) and kg.attribute_candidates(a):
+                    out.append((c, np, a, span))
         return out
 
-    def replace_obj(self, c: Caption, ev: Evidence) -> list[tuple]:
+    def replace_att(self, c: Caption, np: NP, a: str, span: Span) -> list[tuple]:
+        kg = self.kg
+        own = {x for x, _ in np.atts}
+        fact = attribute_fact(a, np.name)
+        return [(kg.plausibility_att(np.name, to), c, [(span, to)], a, to, fact, (attribute_fact(to, np.name),), to)
+                for to in kg.attribute_candidates(a)[:CANDIDATES_PER_SLOT] if to not in own]
+
+    def replace_obj_slots(self, c: Caption) -> list[tuple]:
+        cands = self.kg.object_candidates
+        return [(c, i) for i, np in enumerate(c.nps) if cands(np.name)]
+
+    def replace_obj(self, c: Caption, i: int) -> list[tuple]:
         out = []
         kg = self.kg
+        np = c.nps[i]
         others = [n.name for n in c.nps]
-        for i, np in enumerate(c.nps):
-            cands = kg.object_candidates(np.name)[:CANDIDATES_PER_SLOT]
-            if not cands:
-                continue
-            atts = [a for a, _ in np.atts]
-            rels = [(r.pred, c.nps[r.obj].name, True) if r.subj == i else (r.pred, c.nps[r.subj].name, False)
-                    for r in c.rels if r.subj == i or r.obj == i]
-            rest = [n for n in others if n != np.name]
-            form = np.plural
-            for to in cands:
-                if to in others or lexicon.singular(to)[1]:
-                    continue  # a plural-only word ("people") would break the article and verb number
-                scores = [kg.plausibility_att(to, a) for a in atts]
-                for p, other, subj in rels:
-                    scores.append(kg.plausibility_rel(to, p, other) if subj else kg.plausibility_rel(other, p, to))
-                scores.append(kg.plausibility_cooc(to, rest))
-                out.append((sum(scores) / len(scores), c, [(np.head, lexicon.inflect_like(to, form))], np.name, to,
-                            np.name, (to,), to))
+        atts = [a for a, _ in np.atts]
+        rels = [(r.pred, c.nps[r.obj].name, True) if r.subj == i else (r.pred, c.nps[r.subj].name, False)
+                for r in c.rels if r.subj == i or r.obj == i]
+        rest = [n for n in others if n != np.name]
+        form = np.plural
+        for to in kg.object_candidates(np.name)[:CANDIDATES_PER_SLOT]:
+            if to in others or lexicon.singular(to)[1]:
+                continue  # a plural-only word ("people") would break the article and verb number
+            scores = [kg.plausibility_att(to, a) for a in atts]
+            for p, other, subj in rels:
+                scores.append(kg.plausibility_rel(to, p, other) if subj else kg.plausibility_rel(other, p, to))
+            scores.append(kg.plausibility_cooc(to, rest))
+            out.append((sum(scores) / len(scores), c, [(np.head, lexicon.inflect_like(to, form))], np.name, to,
+                        np.name, (to,), to))
         return out
 
-    def replace_rel(self, c: Caption, ev: Evidence) -> list[tuple]:
-        out = []
+    def replace_rel_slots(self, c: Caption) -> list[tuple]:
+        cands = self.kg.predicate_candidates
+        return [(c, r) for r in c.rels if r.editable and r.span is not None and cands(r.pred)]
+
+    def replace_rel(self, c: Caption, r) -> list[tuple]:
         kg = self.kg
+        s, o = c.nps[r.subj].name, c.nps[r.obj].name
+        fact = relation_fact(r.pred, s, o)
+        return [(kg.plausibility_rel(s, to, o), c, [(r.span, lexicon.display_predicate(to))], r.pred, to,
+                 fact, (relation_fact(to, s, o),), None)
+                for to in kg.predicate_candidates(r.pred)[:CANDIDATES_PER_SLOT * 2]]
+
+    def _pairs(self, c: Caption) -> list[tuple]:
+        nps = c.nps
+        return [(c, i, k) for i, a in enumerate(nps) for k in range(i + 1, len(nps)) if a.name != nps[k].name]
+
+    def swap_att_slots(self, c: Caption) -> list[tuple]:
+        return self._pairs(c) if len(c.nps) > 1 and any(n.atts for n in c.nps) else []
+
+    def swap_att(self, c: Caption, i: int, k: int) -> list[tuple]:
+        a, b = c.nps[i], c.nps[k]
+        # Only attributes of a known category: swapping noun modifiers ("toilet seat") is no swap_att.
+        xa = [t for t in a.atts if self.kg.attribute_category(t[0]) not in (None, "count")]
+        yb = [t for t in b.atts if self.kg.attribute_category(t[0]) not in (None, "count")]
+        if not xa or not yb:
+            return []
+        (x, xs), (y, ys) = xa[0], yb[0]
+        if self.kg.same_attribute(x, y) or x in {t for t, _ in b.atts} or y in {t for t, _ in a.atts}:
+            return []
+        new = (attribute_fact(y, a.name), attribute_fact(x, b.name))
+        p = min(self.kg.plausibility_att(a.name, y), self.kg.plausibility_att(b.name, x))
+        return [(p, c, [(xs, y), (ys, x)], x, y, attribute_fact(x, a.name), new, None)]
+
+    def swap_obj_slots(self, c: Caption) -> list[tuple]:
+        # Without attributes this is reverse_rel; a number change breaks agreement.
+        nps = c.nps
+        return [(c, i, k) for c, i, k in self._pairs(c)
+                if nps[i].plural == nps[k].plural and (nps[i].atts or nps[k].atts)]
+
+    def swap_obj(self, c: Caption, i: int, k: int) -> list[tuple]:
+        a, b = c.nps[i], c.nps[k]
+        new = [attribute_fact(t, b.name) for t, _ in a.atts] + [attribute_fact(t, a.name) for t, _ in b.atts]
         for r in c.rels:
-            if not r.editable or r.span is None:
-                continue
-            s, o = c.nps[r.subj].name, c.nps[r.obj].name
-            fact = relation_fact(r.pred, s, o)
-            for to in kg.predicate_candidates(r.pred)[:CANDIDATES_PER_SLOT * 2]:
-                out.append((kg.plausibility_rel(s, to, o), c, [(r.span, lexicon.display_predicate(to))], r.pred, to,
-                            fact, (relation_fact(to, s, o),), None))
-        return out
+            if {r.subj, r.obj} == {i, k}:
+                s, o = (b.name, a.name) if r.subj == i else (a.name, b.name)
+                new.append(relation_fact(r.pred, s, o))
+        fact = attribute_fact(a.atts[0][0], a.name) if a.atts else attribute_fact(b.atts[0][0], b.name)
+        scores = [self.kg.plausibility_att(b.name, t) for t, _ in a.atts]
+        scores += [self.kg.plausibility_att(a.name, t) for t, _ in b.atts]
+        edits = [(a.head, c.text[b.head[0]:b.head[1]]), (b.head, c.text[a.head[0]:a.head[1]])]
+        return [(min(scores), c, edits, a.name, b.name, fact, tuple(new), None)]
 
-    def _pairs(self, c: Caption):
-        for i, a in enumerate(c.nps):
-            for k in range(i + 1, len(c.nps)):
-                b = c.nps[k]
-                if a.name != b.name:
-                    yield i, a, k, b
-
-    def swap_att(self, c: Caption, ev: Evidence) -> list[tuple]:
+    def reverse_rel_slots(self, c: Caption) -> list[tuple]:
         out = []
-        for _, a, _, b in self._pairs(c):
-            # Only attributes of a known category: swapping noun modifiers ("toilet seat") is no swap_att.
-            xa = [t for t in a.atts if self.kg.attribute_category(t[0]) not in (None, "count")]
-            yb = [t for t in b.atts if self.kg.attribute_category(t[0]) not in (None, "count")]
-            if not xa or not yb:
-                continue
-            (x, xs), (y, ys) = xa[0], yb[0]
-            if self.kg.same_attribute(x, y) or x in {t for t, _ in b.atts} or y in {t for t, _ in a.atts}:
-                continue
-            new = (attribute_fact(y, a.name), attribute_fact(x, b.name))
-            p = min(self.kg.plausibility_att(a.name, y), self.kg.plausibility_att(b.name, x))
-            out.append((p, c, [(xs, y), (ys, x)], x, y, attribute_fact(x, a.name), new, None))
-        return out
-
-    def swap_obj(self, c: Caption, ev: Evidence) -> list[tuple]:
-        out = []
-        for i, a, k, b in self._pairs(c):
-            if a.plural != b.plural or not (a.atts or b.atts):
-                continue  # without attributes this is reverse_rel; number change breaks agreement
-            new = [attribute_fact(t, b.name) for t, _ in a.atts] + [attribute_fact(t, a.name) for t, _ in b.atts]
-            for r in c.rels:
-                if {r.subj, r.obj} == {i, k}:
-                    s, o = (b.name, a.name) if r.subj == i else (a.name, b.name)
-                    new.append(relation_fact(r.pred, s, o))
-            fact = attribute_fact(a.atts[0][0], a.name) if a.atts else attribute_fact(b.atts[0][0], b.name)
-            scores = [self.kg.plausibility_att(b.name, t) for t, _ in a.atts]
-            scores += [self.kg.plausibility_att(a.name, t) for t, _ in b.atts]
-            edits = [(a.head, c.text[b.head[0]:b.head[1]]), (b.head, c.text[a.head[0]:a.head[1]])]
-            out.append((min(scores), c, edits, a.name, b.name, fact, tuple(new), None))
-        return out
-
-    def reverse_rel(self, c: Caption, ev: Evidence) -> list[tuple]:
-        out = []
+        sym = lexicon.symmetric_predicates()
         for r in c.rels:
             a, b = c.nps[r.subj], c.nps[r.obj]
-            if a.name == b.name or r.pred in lexicon.symmetric_predicates():
+            if a.name == b.name or r.pred in sym:
                 continue
             if a.plural != b.plural and (a.subject_of_verb or b.subject_of_verb):
                 continue
-            if not (a.span[1] <= b.span[0] or b.span[1] <= a.span[0]):
-                continue
-            new = relation_fact(r.pred, b.name, a.name)
-            edits = [(a.span, _moved(c.text, b.span)), (b.span, _moved(c.text, a.span))]
-            out.append((self.kg.plausibility_rel(b.name, r.pred, a.name), c, edits, a.name, b.name,
-                        relation_fact(r.pred, a.name, b.name), (new,), None))
+            if a.span[1] <= b.span[0] or b.span[1] <= a.span[0]:
+                out.append((c, r))
         return out
 
-    def add_att(self, c: Caption, ev: Evidence) -> list[tuple]:
+    def reverse_rel(self, c: Caption, r) -> list[tuple]:
+        a, b = c.nps[r.subj], c.nps[r.obj]
+        new = relation_fact(r.pred, b.name, a.name)
+        edits = [(a.span, _moved(c.text, b.span)), (b.span, _moved(c.text, a.span))]
+        return [(self.kg.plausibility_rel(b.name, r.pred, a.name), c, edits, a.name, b.name,
+                 relation_fact(r.pred, a.name, b.name), (new,), None)]
+
+    def add_att_slots(self, c: Caption) -> list[tuple]:
+        return [(c, np) for np in c.nps]
+
+    def add_att(self, c: Caption, np: NP) -> list[tuple]:
         out = []
         kg = self.kg
-        for np in c.nps:
-            cats = {kg.attribute_category(a) for a, _ in np.atts}
-            n = 0
-            where: dict[str, int] = {}
-            for to, cat in kg.addable_attributes(np.name, self._colours):
-                if cat in cats:
-                    continue
-                new = attribute_fact(to, np.name)
-                at = where.get(cat)
-                if at is None:
-                    at = where[cat] = _insertion_point(np, cat, kg)
-                out.append((kg.plausibility_att(np.name, to), c, [((at, at), to + " ")], "", to, new, (new,), to))
-                n += 1
-                if n >= CANDIDATES_PER_SLOT:
-                    break
+        cats = {kg.attribute_category(a) for a, _ in np.atts}
+        where: dict[str, int] = {}
+        for to, cat in kg.addable_attributes(np.name, self._colours):
+            if cat in cats:
+                continue
+            new = attribute_fact(to, np.name)
+            at = where.get(cat)
+            if at is None:
+                at = where[cat] = _insertion_point(np, cat, kg)
+            out.append((kg.plausibility_att(np.name, to), c, [((at, at), to + " ")], "", to, new, (new,), to))
+            if len(out) >= CANDIDATES_PER_SLOT:
+                break
         return out
 
-    def add_obj(self, c: Caption, ev: Evidence) -> list[tuple]:
+    def add_obj_slots(self, c: Caption) -> list[tuple]:
         if not c.nps:
             return []
         last = max(c.nps, key=lambda n: n.span[1])
-        tail = c.text[last.span[1]:]
-        if tail.strip(" .!,") or last.subject_of_verb:
+        if c.text[last.span[1]:].strip(" .!,") or last.subject_of_verb:
             return []  # appending must not change what a verb agrees with
+        return [(c, last)]
+
+    def add_obj(self, c: Caption, last: NP) -> list[tuple]:
         names = [n.name for n in c.nps]
         out = []
         pool: dict[str, None] = {}
@@ -269,30 +279,54 @@ class Generator:
 
     # -- per image --------------------------------------------------------------------------------
     def for_image(self, captions: list[Caption], ev: Evidence, rng: random.Random) -> list[Negative]:
+        """Up to `per_type` negatives of each type. Slots are visited in seeded order, each expanded
+        only when reached; a slot gives its most plausible valid edit (ties by the seed) per round, so
+        implausible replacements come last, and a second round over the same slots runs only when the
+        first did not find enough."""
         out: list[Negative] = []
+        rand = rng.random
         for kind in TYPES:
-            make = getattr(self, kind)
-            ranked = [n for c in captions for n in make(c, ev)]
-            if not ranked:
-                self._reject(kind, "no candidate edit in this image's captions")
-                continue
-            # Implausible ones last; ties broken by the seed, not by input order.
-            rand = rng.random
-            ranked.sort(key=lambda t: (t[0], rand()), reverse=True)
+            list_slots, expand = getattr(self, kind + "_slots"), getattr(self, kind)
+            slots = [s for c in captions for s in list_slots(c)]
+            rng.shuffle(slots)
             kept: set[str] = set()
-            for plaus, c, edits, frm, to, fact, new_facts, check in ranked:
-                # validate in rank order: only as many as needed are checked and written out
-                if not self._ok(kind, ev, new_facts, check):
+            pools: list[list[tuple]] = []
+            seen_any = False
+            for slot in slots:
+                ranked = expand(*slot)
+                if not ranked:
                     continue
-                text = apply_edits(c.text, edits)
-                if text == c.text or text.lower() in kept:
-                    continue
-                kept.add(text.lower())
-                out.append(Negative(kind, text, frm, to, fact, plaus, c.text, new_facts, check))
-                if len(kept) >= self.per_type:
+                seen_any = True
+                ranked.sort(key=lambda t: (t[0], rand()))  # best last: popped first
+                if self._take(kind, ranked, ev, kept, out):
                     break
+                if ranked:
+                    pools.append(ranked)
+            done = len(kept) >= self.per_type
+            while pools and not done:  # later rounds: the next best of each slot, same order
+                for r in pools:
+                    if self._take(kind, r, ev, kept, out):
+                        done = True
+                        break
+                pools = [r for r in pools if r]
+            if not seen_any:
+                self._reject(kind, "no candidate edit in this image's captions")
         return out
 
+    def _take(self, kind: str, ranked: list[tuple], ev: Evidence, kept: set[str], out: list[Negative]) -> bool:
+        """Pop the slot's best valid candidate (the rest stay for a later round) into `out`;
+        True when `per_type` negatives are kept."""
+        while ranked:
+            plaus, c, edits, frm, to, fact, new_facts, check = ranked.pop()
+            if not self._ok(kind, ev, new_facts, check):
+                continue
+            text = apply_edits(c.text, edits)
+            if text == c.text or text.lower() in kept:
+                continue
+            kept.add(text.lower())
+            out.append(Negative(kind, text, frm, to, fact, plaus, c.text, new_facts, check))
+            break
+        return len(kept) >= self.per_type
 
 
 @lru_cache(maxsize=1 << 14)

@@ -164,3 +164,42 @@ def test_attribute_rules_from_the_lexicon():
     assert any(n.text == "a brown wooden chair." or n.text.startswith("a small brown chair") for n in adds)
     assert any(n.text.startswith("an open skate park") or n.text.startswith("a red skate park") for n in adds)
     assert not any(n.text.startswith("a skate red park") for n in adds)
+
+
+def _kg_for_negatives(g: SceneGraph) -> KG:
+    kg = KG(WordNet(enabled=False))
+    kg.add_graph(g)
+    extra = GraphBuilder()
+    extra.add_object("a", ["bird"], [], ["red"])
+    extra.add_object("b", ["table"], [], ["wooden"])
+    extra.add_object("c", ["dog"], [], ["yellow"])
+    extra.add_relation("a", "under", "b")
+    kg.add_graph(extra.graph)
+    kg.finalize()
+    return kg
+
+
+def test_negatives_expand_slots_lazily_and_keep_the_most_plausible_of_each_slot():
+    g = _graph()
+    kg = _kg_for_negatives(g)
+    caps = pseudo_captions(g, 6, random.Random(3))
+    ev = Evidence(g, kg)
+    gen = Generator(kg, per_type=1)
+    expanded: list[str] = []
+    for kind in TYPES:  # count slot expansions: with one negative per type, few slots are scored
+        def counting(*slot, _k=kind, _f=getattr(gen, kind)):
+            expanded.append(_k)
+            return _f(*slot)
+        setattr(gen, kind, counting)
+    negs = gen.for_image(caps, ev, random.Random(5))
+    total = sum(len(getattr(gen, k + "_slots")(c)) for k in TYPES for c in caps)
+    assert len(negs) == len(set(TYPES)) and len(expanded) < total
+    fresh = Generator(kg, per_type=1)
+    for n in negs:  # no valid edit of the same slot is more plausible than the one kept
+        for c in caps:
+            for slot in getattr(fresh, n.type + "_slots")(c):
+                pool = getattr(fresh, n.type)(*slot)
+                if not any(t[1].text == n.caption and t[4] == n.to and t[3] == n.from_ for t in pool):
+                    continue
+                valid = [t[0] for t in pool if not any(ev.holds(f) for f in t[6])]
+                assert n.plausibility >= max(valid), (n, valid)
