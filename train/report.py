@@ -61,16 +61,43 @@ def mean_std(values: list[float]) -> dict[str, Any]:
     return {"mean": m, "std": s, "seeds": list(values)}
 
 
+def edited_words(text: str, caption: str) -> list[bool]:
+    """Per word of `text`: True where it differs from `caption` (word-level diff, case-insensitive).
+
+    Diffing against the edited caption marks the right occurrence even when the new word also
+    appears elsewhere ("a yellow circle and a **yellow** triangle"), and covers swaps and additions.
+    """
+    import difflib
+
+    words, src = text.split(), caption.split()
+    marks = [False] * len(words)
+    sm = difflib.SequenceMatcher(a=[w.lower() for w in src], b=[w.lower() for w in words], autojunk=False)
+    for op, _i1, _i2, j1, j2 in sm.get_opcodes():
+        if op in ("replace", "insert"):
+            marks[j1:j2] = [True] * (j2 - j1)
+    return marks
+
+
 def highlight_edit(text: str, neg: dict[str, Any], fmt: str) -> str:
     """The negative's text with the changed words marked (HTML span or Markdown bold)."""
-    to = str(neg.get("to") or "")
     colour = EDIT_COLOURS.get(str(neg.get("type")), "#444")
-    if fmt == "html":
-        esc = html.escape(text)
-        if to and html.escape(to) in esc:
-            return esc.replace(html.escape(to), f'<b style="color:{colour}">{html.escape(to)}</b>', 1)
-        return esc
-    return text.replace(to, f"**{to}**", 1) if to and to in text else text
+    caption = str(neg.get("caption") or "")
+    words = text.split()
+    if caption:
+        marks = edited_words(text, caption)
+    else:  # no source caption recorded: mark the first occurrence of `to`
+        to = str(neg.get("to") or "").lower()
+        marks = [False] * len(words)
+        if to in [w.lower() for w in words]:
+            marks[[w.lower() for w in words].index(to)] = True
+    out = []
+    for word, marked in zip(words, marks):
+        if fmt == "html":
+            w = html.escape(word)
+            out.append(f'<b style="color:{colour}">{w}</b>' if marked else w)
+        else:
+            out.append(f"**{word}**" if marked else word)
+    return " ".join(out)
 
 
 def plot_curves(rows: dict[str, list[dict[str, Any]]], keys: Iterable[str], path: Path, title: str,
