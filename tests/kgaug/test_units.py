@@ -85,16 +85,7 @@ def test_pseudo_captions_are_fluent_and_grounded():
 
 def test_negatives_every_type_and_false():
     g = _graph()
-    kg = KG(WordNet(enabled=False))
-    kg.add_graph(g)
-    extra = GraphBuilder()
-    extra.add_object("a", ["bird"], [], ["red"])
-    extra.add_object("b", ["table"], [], ["wooden"])
-    extra.add_object("c", ["dog"], [], ["yellow"])
-    extra.add_relation("a", "under", "b")
-    kg.add_graph(extra.graph)
-    kg.add_graph(g)
-    kg.finalize()
+    kg = _kg_for_negatives(g, image_graph_twice=True)
     gen = Generator(kg, per_type=3)
     rng = random.Random(1)
     caps = pseudo_captions(g, 6, rng)
@@ -166,7 +157,8 @@ def test_attribute_rules_from_the_lexicon():
     assert not any(n.text.startswith("a skate red park") for n in adds)
 
 
-def _kg_for_negatives(g: SceneGraph) -> KG:
+def _kg_for_negatives(g: SceneGraph, image_graph_twice: bool = False) -> KG:
+    """A KG from `g` plus a few extra objects/relations to draw replacements from."""
     kg = KG(WordNet(enabled=False))
     kg.add_graph(g)
     extra = GraphBuilder()
@@ -175,6 +167,8 @@ def _kg_for_negatives(g: SceneGraph) -> KG:
     extra.add_object("c", ["dog"], [], ["yellow"])
     extra.add_relation("a", "under", "b")
     kg.add_graph(extra.graph)
+    if image_graph_twice:
+        kg.add_graph(g)
     kg.finalize()
     return kg
 
