@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 import threading
 import time
@@ -41,10 +42,13 @@ METHODS: dict[str, list[str]] = {
     "full-no-fair": ["--loss", "fair-siglip", "--negatives", "ahnm", "--batching", "cluster", "--positives", "2",
                      "--fair-lambda", "0"],
     "full-no-pseudo": ["--loss", "fair-siglip", "--negatives", "ahnm", "--batching", "cluster", "--positives", "1"],
+    # not a required row: the full method with the fair loss on InfoNCE instead of the sigmoid
+    "full-clip": ["--loss", "fair-clip", "--negatives", "ahnm", "--batching", "cluster", "--positives", "2"],
 }
-# CPU default: the demo's world and model, a longer budget (11 methods x 3 seeds within ~3 h on 2 cores
-# at ~1 s/step). On a GPU raise it: --preset small --steps 3000 --batch-size 256 --train-images 20000.
-ABLATION = dict(D.DEMO, steps=400, eval=1000)
+# CPU default: the demo's world, model and budget (240 steps x batch 64), where the diagnosis runs of
+# docs/RESULTS.md saw 10-25 point differences between methods; 12 methods x 3 seeds fit in ~2 h on 2
+# cores with --jobs 2. On a GPU raise it: --preset small --steps 3000 --batch-size 256 --train-images 20000.
+ABLATION = dict(D.DEMO)
 START, END = "<!-- ablation:start (written by python -m train.ablation) -->", "<!-- ablation:end -->"
 
 
@@ -130,6 +134,30 @@ def one_run(ch: D.Chain, shards: Path, world_dir: Path, model_json: Path, method
     return res
 
 
+def _worker_init(threads: int) -> None:
+    import torch
+
+    torch.set_num_threads(threads)
+
+
+def run_all(ch: D.Chain, shards: Path, world_dir: Path, model_json: Path, todo: list[tuple[str, int]],
+            size: dict[str, Any], device: str, points: int, jobs: int) -> list[dict[str, Any]]:
+    """Every (method, seed) run, `jobs` at a time in spawned processes (each with cores/jobs threads:
+    these tiny models gain little from a second thread, so two runs side by side finish sooner)."""
+    if jobs <= 1 or len(todo) <= 1:
+        return [one_run(ch, shards, world_dir, model_json, m, s, size, device, points) for m, s in todo]
+    import multiprocessing as mp
+    from concurrent.futures import ProcessPoolExecutor
+
+    threads = max(1, (os.cpu_count() or 1) // jobs)
+    ch.say(f"{len(todo)} runs, {jobs} at a time ({threads} thread(s) each)")
+    with ProcessPoolExecutor(jobs, mp_context=mp.get_context("spawn"), initializer=_worker_init,
+                             initargs=(threads,)) as pool:
+        futures = [pool.submit(one_run, ch, shards, world_dir, model_json, m, s, size, device, points)
+                   for m, s in todo]
+        return [f.result() for f in futures]  # in submission order: the table does not depend on timing
+
+
 def aggregate(runs: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
     out: dict[str, dict[str, Any]] = {}
     for method in dict.fromkeys(r["method"] for r in runs):
@@ -180,7 +208,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--methods", default=",".join(METHODS))
     p.add_argument("--seeds", type=int, default=3)
     p.add_argument("--steps", type=int, default=None)
-    p.add_argument("--points", type=int, default=4, help="curve points per run")
+    p.add_argument("--points", type=int, default=3, help="curve points per run")
+    p.add_argument("--jobs", type=int, default=None,
+                   help="runs in parallel, one process each [CPU: number of cores, at most 4; GPU: 1]")
     p.add_argument("--preset", default=None, help="world preset (kgaug/synth/world.json) [tiny]")
     p.add_argument("--batch-size", type=int, default=None)
     p.add_argument("--train-images", type=int, default=None)
@@ -209,8 +239,9 @@ def main(argv: list[str] | None = None) -> int:
         world_dir = D.stage_synth(ch, size, 0, a.bias)
         table = D.stage_build(ch, world_dir, 0)
         shards = D.stage_shard(ch, table, model_json, size, 0, a.device)
-        runs = [one_run(ch, shards, world_dir, model_json, m, s, size, a.device, a.points)
-                for m in methods for s in range(seeds)]
+        todo = [(m, s) for m in methods for s in range(seeds)]
+        jobs = a.jobs or (1 if a.device != "cpu" else max(1, min(4, os.cpu_count() or 1)))
+        runs = run_all(ch, shards, world_dir, model_json, todo, size, a.device, a.points, jobs)
     except D.StageMissing as e:
         ch.say(f"STOPPED: {e}. The ablation needs kgaug build, clusterbuild shard and train run.")
         return 0

@@ -50,7 +50,7 @@ def run(
     logit_lr: float | None = typer.Option(None, "--logit-lr", help="lr of logit_scale/bias [1e-2]."),
     siglip_init_bias: str | None = typer.Option(
         None, "--siglip-init-bias", help="Sigmoid losses' initial bias: a number or 'auto' [-10]."),
-    loss: str | None = typer.Option(None, help="clip | siglip | fair-siglip [fair-siglip]."),
+    loss: str | None = typer.Option(None, help="clip | siglip | fair-siglip | fair-clip (fair loss on InfoNCE) [fair-siglip]."),
     negatives: str | None = typer.Option(None, help="none | static (NegCLIP) | ahnm [ahnm]."),
     batching: str | None = typer.Option(None, help="random | cluster [cluster]."),
     clusters_per_batch: int | None = typer.Option(None, "--clusters-per-batch", help="Clusters per batch [4]."),

@@ -14,7 +14,7 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-LOSSES = ("clip", "siglip", "fair-siglip")
+LOSSES = ("clip", "siglip", "fair-siglip", "fair-clip")
 NEGATIVES = ("none", "static", "ahnm")
 BATCHING = ("random", "cluster")
 PRECISIONS = ("fp32", "bf16", "fp16")
@@ -77,12 +77,12 @@ class TrainConfig:
     negatives: str = "ahnm"
     batching: str = "cluster"
     clusters_per_batch: int = 4
-    cluster_mix_start: float = 1.0  # share of cluster batches at the start (rest: random from buffer)
-    cluster_mix_end: float = 1.0  # ... and at the end of training, linear in between
+    cluster_mix_start: float = 0.5  # share of cluster batches at the start (rest: random from buffer)
+    cluster_mix_end: float = 0.5  # ... and at the end of training, linear in between
     buffer_size: int = 512  # samples held for batching (cluster buffer / shuffle buffer)
-    positives: int = 0  # texts per image that count as positive; 0 = auto (1, or 2 for fair-siglip)
+    positives: int = 0  # texts per image that count as positive; 0 = auto (1, or 2 for fair-*)
     negatives_per_sample: int = 2  # KG hard negatives sampled per image per step
-    fair_lambda: float = 0.1  # weight of the association-bias penalty (fair-siglip only)
+    fair_lambda: float = 0.1  # weight of the association-bias penalty (fair-* losses only)
     lora_rank: int = 0  # 0 = full fine-tuning
     lora_alpha: float = 0.0  # 0 = 2 * rank
     freeze_blocks: int = 0  # lower residual blocks of both towers left frozen
@@ -122,7 +122,7 @@ class TrainConfig:
     def n_positives(self) -> int:
         if self.positives > 0:
             return self.positives
-        return 2 if self.loss == "fair-siglip" else 1
+        return 2 if self.loss.startswith("fair-") else 1
 
     def siglip_bias(self, world_size: int = 1) -> float:
         """The sigmoid losses' initial bias b; "auto" from the global batch's column layout."""

@@ -112,15 +112,22 @@ def association_bias(image_features: torch.Tensor, text_features: torch.Tensor,
     return torch.stack(terms).mean()
 
 
+FAIR_LOSSES = ("fair-siglip", "fair-clip")
+
+
 def compute_loss(kind: str, image_features: torch.Tensor, text_features: torch.Tensor,
                  logit_scale: torch.Tensor, logit_bias: torch.Tensor | None, labels: torch.Tensor,
                  weights: torch.Tensor | None, primary: torch.Tensor, row_weights: torch.Tensor | None,
                  groups: dict[str, torch.Tensor] | None = None, text_owner: torch.Tensor | None = None,
                  fair_lambda: float = 0.0) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-    """The configured loss and its parts (`contrastive`, `fair`); `kind` is clip|siglip|fair-siglip."""
+    """The configured loss and its parts (`contrastive`, `fair`); `kind` is clip|siglip|fair-siglip|fair-clip.
+
+    `fair-clip` is the softmax-normalised variant of the fair loss: the same positives, KG columns,
+    AHNM weights, row weights and λ·R_fair, on InfoNCE instead of the per-pair sigmoid.
+    """
     logits = logits_of(image_features, text_features, logit_scale, logit_bias)
-    if kind == "clip":
-        main = clip_loss(logits, labels, weights, primary, row_weights)
+    if kind in ("clip", "fair-clip"):
+        main = clip_loss(logits, labels, weights, primary, row_weights if kind == "fair-clip" else None)
     elif kind in ("siglip", "fair-siglip"):
         if logit_bias is None:
             raise ValueError(f"--loss {kind} needs a model with logit_bias (created with init_logit_bias)")
@@ -129,7 +136,7 @@ def compute_loss(kind: str, image_features: torch.Tensor, text_features: torch.T
         raise ValueError(f"unknown loss {kind!r}")
     parts = {"contrastive": main}
     total = main
-    if kind == "fair-siglip" and fair_lambda > 0 and groups and text_owner is not None:
+    if kind in FAIR_LOSSES and fair_lambda > 0 and groups and text_owner is not None:
         fair = association_bias(image_features, text_features, groups, text_owner)
         parts["fair"] = fair
         total = total + fair_lambda * fair

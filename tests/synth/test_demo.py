@@ -50,7 +50,7 @@ def test_report_writes_markdown_and_html_with_the_same_content(tmp_path):
 def test_method_flags_are_distinct_and_cover_the_issue():
     want = {"clip", "siglip", "static", "ahnm", "cluster", "pseudo", "full", "full-no-ahnm", "full-no-cluster",
             "full-no-fair", "full-no-pseudo"}
-    assert set(ablation.METHODS) == want
+    assert want <= set(ablation.METHODS)
     flags = {m: tuple(v) for m, v in ablation.METHODS.items()}
     assert len(set(flags.values())) == len(flags)
     assert demo.METHODS["clip"] == ablation.METHODS["clip"]

@@ -186,3 +186,30 @@ def test_bias_zero_without_two_groups_and_siglip_needs_bias():
     with pytest.raises(ValueError, match="logit_bias"):
         losses.compute_loss("siglip", img, txt, torch.tensor(1.0), None, torch.eye(3) * 2 - 1, None,
                             torch.arange(3), None)
+
+
+def test_fair_clip_is_weighted_infonce_plus_the_bias_term():
+    """fair-clip = clip with row weights + λ·R_fair; with unit row weights and λ = 0 it is plain clip."""
+    B, T = 5, 12
+    labels, weights, row_w = _layout(B, T, seed=9)
+    img, txt = _feats(B, T, seed=10)
+    t = torch.tensor(20.0)
+    owner = torch.arange(T) % B
+    groups = {"gender": torch.tensor([0, 1, 1, 0, 1])}
+    lam = 0.7
+
+    def run(kind, rw, la):
+        return lambda: losses.compute_loss(kind, img, txt, t, None, labels, weights, torch.arange(B), rw, groups,
+                                           owner, la)[0]
+
+    fast = _grads(run("fair-clip", row_w, lam), img, txt)
+    slow = _grads(lambda: _clip_ref(img, txt, t, labels, weights, torch.arange(B), row_w)
+                  + lam * _bias_ref(img, txt, groups, owner), img, txt)
+    for a, s in zip(fast, slow):
+        assert torch.allclose(a, s, atol=1e-10)
+    plain = _grads(run("clip", None, 0.0), img, txt)
+    for a, s in zip(_grads(run("fair-clip", torch.ones(B), 0.0), img, txt), plain):
+        assert torch.allclose(a, s, atol=1e-12)
+    # the row weights and the bias term both change it
+    assert not torch.allclose(fast[0], _grads(run("fair-clip", row_w, 0.0), img, txt)[0])
+    assert not torch.allclose(fast[0], plain[0])
