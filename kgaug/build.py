@@ -5,12 +5,20 @@ bounded: pass 1 streams the source (parsing captions once), counts into the KG a
 image's compact graph to a spill file in the output folder (length-prefixed pickles: no JSON
 encode/decode round trip between the passes); pass 2 streams that spill and writes the table parts. Per-image randomness is seeded by (seed, key), so output bytes do not
 depend on anything but the inputs and the seed.
+
+Both passes run in forked workers on large inputs. Pass 1 does for `scene_graphs.json` (without region
+captions): byte ranges of the file are read, counted and spilled apart, then merged in file order, so
+the report, the KG's counters (values and key order) and the spill equal a sequential read's.
 """
 
 from __future__ import annotations
 
+import functools
 import gc
 import json
+import multiprocessing
+import os
+import pickle
 import shutil
 import time
 from collections.abc import Iterator
@@ -22,13 +30,13 @@ import pyarrow.parquet as pq
 
 from kgaug import lexicon
 from kgaug.captions import Caption, caption_to_dict
-from kgaug.generate import SpillRecord, generate_rows, write_spill
+from kgaug.generate import SpillRecord, _blobs, generate_rows, write_spill
 from kgaug.kg import KG
 from kgaug.negatives import TYPES, Generator
 from kgaug.progress import progress_bar
 from kgaug.report import Report
 from kgaug.scene_graph import GraphBuilder, SceneGraph
-from kgaug.sources import InputError, Record, Skip
+from kgaug.sources import InputError, Record, RelativeWhere, Skip
 from kgaug.table import PART_PATTERN, REPORT_FILE, TABLE_DIR, TABLE_SCHEMA
 from kgaug.vgmeta import VGMeta
 from kgaug.wordnet import WordNet
@@ -61,8 +69,17 @@ class BuildConfig:
     rows_per_part: int = 50_000
     batch_size: int = 256
     region_captions: int = 3
-    workers: int = 0  # processes for pass 2; 0 = one per CPU core for large inputs
+    workers: int = 0  # processes for both passes; 0 = one per CPU core for large inputs
     progress: bool = True
+
+
+def _sensitive_option(cfg: BuildConfig) -> dict | None:
+    if cfg.sensitive is None:
+        return None
+    try:
+        return json.loads(Path(cfg.sensitive).read_text())
+    except (OSError, json.JSONDecodeError) as e:
+        raise InputError(f"--sensitive {cfg.sensitive}: {e}") from None
 
 
 def _records(cfg: BuildConfig) -> Iterator[Record | Skip]:
@@ -71,13 +88,7 @@ def _records(cfg: BuildConfig) -> Iterator[Record | Skip]:
 
         if cfg.vg_dir is None:
             raise InputError(f"--source {cfg.source} needs --vg-dir")
-        sens = None
-        if cfg.sensitive is not None:
-            try:
-                sens = json.loads(Path(cfg.sensitive).read_text())
-            except (OSError, json.JSONDecodeError) as e:
-                raise InputError(f"--sensitive {cfg.sensitive}: {e}") from None
-        return read_vg(cfg.vg_dir, cfg.images, cfg.source, sens, cfg.region_captions)
+        return read_vg(cfg.vg_dir, cfg.images, cfg.source, _sensitive_option(cfg), cfg.region_captions)
     if cfg.source == "coco":
         from kgaug.sources.captions import read_coco
 
@@ -184,34 +195,38 @@ class _Parser:
             yield rec, caps
 
 
+def _emit(rec: Record, caps: list[Caption] | None, f, kg: KG, report: Report, prune: bool = True) -> bool:
+    """Count one record into the KG and spill it (False: skipped, with its reason in the report)."""
+    if caps is not None:
+        if not caps:
+            report.skip(f"{rec.key}", "no usable caption (all rejected)")
+            return False
+        rec.graph = merge_caption_graphs(caps)
+        rec.captions = [c.text for c in caps]
+    for p in rec.problems:
+        report.problem(rec.key, p)
+    if rec.graph is None or (not rec.graph.objects and not rec.captions):
+        report.skip(rec.key, "image without objects or captions")
+        return False
+    kg.add_graph(rec.graph, prune)
+    words = sorted({w for c in rec.captions for w in lexicon.clean(c).split(" ")}) if caps else []
+    tags = lexicon.sensitive_tags(rec.captions + [lexicon.inflect_like(o.name, o.plural)
+                                                  for o in rec.graph.objects])
+    tags.update(rec.sensitive)
+    write_spill(f, SpillRecord(rec.key, rec.source, rec.image, rec.captions, rec.graph.to_tuples(),
+                               [caption_to_dict(c) for c in caps or []], words, tags, rec.license))
+    report.counts["images"] += 1
+    return True
+
+
 def _pass1(cfg: BuildConfig, kg: KG, report: Report, spill: Path, bar) -> int:
+    parallel = _parallel_plan(cfg)
+    if parallel is not None:
+        return _pass1_parallel(kg, report, spill, bar, *parallel)
     parser = None
     needs_parse = cfg.source in ("coco", "captions", "webdataset")
     n = 0
     pending: list[Record] = []
-
-    def emit(rec: Record, caps: list[Caption] | None, f) -> None:
-        nonlocal n
-        if caps is not None:
-            if not caps:
-                report.skip(f"{rec.key}", "no usable caption (all rejected)")
-                return
-            rec.graph = merge_caption_graphs(caps)
-            rec.captions = [c.text for c in caps]
-        for p in rec.problems:
-            report.problem(rec.key, p)
-        if rec.graph is None or (not rec.graph.objects and not rec.captions):
-            report.skip(rec.key, "image without objects or captions")
-            return
-        kg.add_graph(rec.graph)
-        words = sorted({w for c in rec.captions for w in lexicon.clean(c).split(" ")}) if caps else []
-        tags = lexicon.sensitive_tags(rec.captions + [lexicon.inflect_like(o.name, o.plural)
-                                                      for o in rec.graph.objects])
-        tags.update(rec.sensitive)
-        write_spill(f, SpillRecord(rec.key, rec.source, rec.image, rec.captions, rec.graph.to_tuples(),
-                                   [caption_to_dict(c) for c in caps or []], words, tags, rec.license))
-        n += 1
-        report.counts["images"] += 1
 
     with open(spill, "wb") as f:
         for item in _records(cfg):
@@ -221,20 +236,132 @@ def _pass1(cfg: BuildConfig, kg: KG, report: Report, spill: Path, bar) -> int:
             report.counts["records_read"] += 1
             bar.advance()
             if not needs_parse:
-                emit(item, None, f)
+                n += _emit(item, None, f, kg, report)
             else:
                 if parser is None:  # loaded once the input has proved readable
                     parser = _Parser(cfg.spacy_model, cfg.batch_size, report)
                 pending.append(item)
                 if len(pending) >= max(8, cfg.batch_size // 4):
                     for rec, caps in parser.run(pending):
-                        emit(rec, caps, f)
+                        n += _emit(rec, caps, f, kg, report)
                     pending = []
             if cfg.limit is not None and report.counts["records_read"] >= cfg.limit:
                 break
         if pending and parser is not None:
             for rec, caps in parser.run(pending):
-                emit(rec, caps, f)
+                n += _emit(rec, caps, f, kg, report)
+    return n
+
+
+# -- pass 1 in forked workers, one byte range of scene_graphs.json per task ----------------------------
+
+PASS1_PARALLEL_MIN_BYTES = 16 << 20  # ~2000 VG images: below this, starting processes costs more than it saves
+PASS1_RANGE_BYTES = 8 << 20  # ranges per worker grow with the input (even load; bounded per-range memory)
+
+
+def _cores() -> int:
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
+def _parallel_plan(cfg: BuildConfig):
+    """(skips before the first record, plan, workers) when pass 1 runs in workers; else None (sequential:
+    other sources, --limit, split VG files, region captions, one worker, no fork)."""
+    if cfg.source not in ("vg", "synthetic") or cfg.limit is not None or cfg.vg_dir is None \
+            or "fork" not in multiprocessing.get_all_start_methods():
+        return None
+    sg = Path(cfg.vg_dir) / "scene_graphs.json"
+    if not sg.is_file():
+        return None
+    size = sg.stat().st_size
+    workers = cfg.workers or (min(_cores(), 8) if size >= PASS1_PARALLEL_MIN_BYTES else 1)
+    if workers <= 1:
+        return None
+    from kgaug.sources.vg import plan_parts
+
+    ranges = max(4 * workers, -(-size // PASS1_RANGE_BYTES))
+    planned = plan_parts(cfg.vg_dir, cfg.images, cfg.source, _sensitive_option(cfg), cfg.region_captions, ranges)
+    if planned is None or len(planned[1].starts) < 2:
+        return None
+    return (*planned, workers)
+
+
+@dataclass
+class _RangeResult:
+    index: int
+    end_range: int | None  # the range this one stopped at (None: it read to the end of the file)
+    end_char: int  # characters from this range's start to there
+    items: int  # array items read (positions in skip messages of later ranges count them)
+    report: Report
+    counts: dict
+    spill: str
+
+
+_P1: dict = {}  # set before forking: workers inherit the plan
+
+
+def _range_spill(spill: Path, index: int) -> Path:
+    return spill.with_name(f"{spill.name}.{index:05d}")
+
+
+def _pass1_range(index: int) -> _RangeResult:
+    from kgaug.jsonstream import Part
+    from kgaug.sources.vg import read_part
+
+    plan, spill = _P1["plan"], _P1["spill"]
+    part = Part(plan.starts, index)
+    report = Report(plan.source, {})
+    counts = KG()
+    path = _range_spill(spill, index)
+    with open(path, "wb") as f:
+        for item in read_part(plan, part):
+            if isinstance(item, Skip):
+                report.skip(item.where, item.reason)
+                continue
+            report.counts["records_read"] += 1
+            _emit(item, None, f, counts, report, prune=False)
+    return _RangeResult(index, part.end_range, part.end_char, part.items, report, counts.corpus_counts(), str(path))
+
+
+def _spilled_names(path: Path) -> Iterator[list[str]]:
+    """Object names (graph order) of each image in a spill file."""
+    for blob in _blobs(path):
+        yield [o[1] for o in SpillRecord(*pickle.loads(blob)).graph[0]]
+
+
+def _pass1_parallel(kg: KG, report: Report, spill: Path, bar, skips: list[Skip], plan, workers: int) -> int:
+    """Ranges read in workers, merged here in file order: the same report, KG counts and spill as one
+    sequential read. A range whose start was not a real record boundary is detected by the range
+    before it, which then reads on (its results replace the later ranges')."""
+    for s in skips:
+        report.skip(s.where, s.reason)
+    n, want, items_before, chars_before = 0, 0, 0, 0
+
+    def where(w) -> str:
+        return w.absolute(items_before, chars_before) if isinstance(w, RelativeWhere) else w
+
+    _P1.update(plan=plan, spill=spill)
+    try:
+        with open(spill, "wb") as out, \
+                multiprocessing.get_context("fork").Pool(workers) as pool:
+            for res in pool.imap(_pass1_range, range(len(plan.starts))):
+                path = Path(res.spill)
+                if res.index == want:
+                    report.merge(res.report, where)
+                    kg.merge_counts(res.counts, functools.partial(_spilled_names, path))
+                    n += res.report.counts["images"]
+                    bar.advance(res.report.counts["records_read"])
+                    with open(path, "rb") as f:
+                        shutil.copyfileobj(f, out, 1 << 20)
+                    items_before += res.items
+                    chars_before += res.end_char
+                    want = res.end_range
+                path.unlink()
+                if want is None:
+                    break
+    finally:
+        _P1.clear()
+        for k in range(len(plan.starts)):
+            _range_spill(spill, k).unlink(missing_ok=True)
     return n
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import itertools
 import json
 from collections import Counter
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 import networkx as nx
@@ -22,13 +23,118 @@ from kgaug.vgmeta import VGMeta
 from kgaug.wordnet import WordNet
 
 CORPUS_KINDS = ("has_attribute", "subject_of", "object_of", "co_occurs")
+CORPUS_COUNTERS = ("obj", "att", "pred", "obj_att", "subj_pred", "pred_obj", "cooc")
 MAX_COOC_OBJECTS = 16  # per image: pairs grow quadratically, the first objects suffice for counts
 COOC_CAP = 1_000_000  # distinct pairs kept in memory; beyond it, pairs seen once are dropped
 WORDNET_VOCAB = 1000  # most frequent objects/attributes that get WordNet edges in the saved graph
+MAX_OBJECT_CANDIDATES = 30
+PAIR_MEMO_SIZE = 1 << 20  # sameness answers pass 2 keeps per kind (then it starts afresh)
 
 
 def _sat(c: float, k: float = 2.0) -> float:
     return c / (c + k)
+
+
+class PairMemo:
+    """Answers of a pure two-word question, as one dict per first word (`row(a).get(b)`): lookups
+    cost no tuple. Bounded: past `limit` answers it is dropped and refilled (answers never change)."""
+
+    def __init__(self, limit: int = PAIR_MEMO_SIZE) -> None:
+        self.limit = limit
+        self.rows: dict[str, dict[str, bool]] = {}
+        self.size = 0
+
+    def row(self, a: str) -> dict[str, bool]:
+        r = self.rows.get(a)
+        if r is None:
+            r = self.rows[a] = {}
+        return r
+
+    def put(self, row: dict[str, bool], b: str, answer: bool) -> bool:
+        if self.size >= self.limit:
+            self.clear()
+        row[b] = answer
+        self.size += 1
+        return answer
+
+    def clear(self) -> None:
+        self.rows.clear()
+        self.size = 0
+
+
+class Kept:
+    """The items of a list that pass a costly test, in order, tested only as far as asked."""
+
+    def __init__(self, items: list[str], keep, cap: int | None = None) -> None:
+        self.items = items
+        self.keep = keep
+        self.cap = cap  # at most this many are ever kept
+        self.kept: list[str] = []
+        self.tested = 0
+
+    def first(self, n: int | None) -> tuple[str, ...]:
+        if self.cap is not None:
+            n = self.cap if n is None else min(n, self.cap)
+        kept, items = self.kept, self.items
+        while (n is None or len(kept) < n) and self.tested < len(items):
+            item = items[self.tested]
+            self.tested += 1
+            if self.keep(item):
+                kept.append(item)
+        return tuple(kept[:n])
+
+
+class MetNames:
+    """The object names pass 2 has met (in images), indexed by their `object_signature` keys, and
+    per word the met names that share a key the right way with it (`same_object` without
+    ConceptNet). A word's answer is kept with the number of names met when it was made; names met
+    later are checked one by one, or all again through the index when there are many."""
+
+    RECHECK_AT = 8  # names met since an answer beyond which it is remade through the index
+
+    def __init__(self) -> None:
+        self.order: list[str] = []
+        self.known: set[str] = set()
+        self.by_own: dict[tuple, set[str]] = {}  # key of own senses/identity -> names
+        self.by_up: dict[tuple, set[str]] = {}  # key of ancestors/identity -> names
+        self.answers: dict[str, tuple[int, set[str]]] = {}
+
+    def add(self, name: str, own: frozenset, up: frozenset) -> None:
+        for k in own:
+            self.by_own.setdefault(k, set()).add(name)
+        for k in up:
+            self.by_up.setdefault(k, set()).add(name)
+        self.known.add(name)
+        self.order.append(name)
+
+    def matches(self, a: str, own: frozenset, up: frozenset, same) -> set[str]:
+        """Met names `n` with `same(a, n)`, i.e. own(a) meets up(n) or own(n) meets up(a)."""
+        seen = self.answers.get(a)
+        met = len(self.order)
+        if seen is not None and seen[0] == met:
+            return seen[1]
+        if seen is not None and met - seen[0] <= self.RECHECK_AT:
+            hits = seen[1]
+            hits.update([n for n in self.order[seen[0]:] if same(a, n)])
+        else:
+            hits = set()
+            for k in own:
+                found = self.by_up.get(k)
+                if found:
+                    hits |= found
+            for k in up:
+                found = self.by_own.get(k)
+                if found:
+                    hits |= found
+        self.answers[a] = (met, hits)
+        return hits
+
+    def clear(self) -> None:
+        self.order.clear()
+        self.known.clear()
+        self.by_own.clear()
+        self.by_up.clear()
+        self.answers.clear()
 
 
 class KG:
@@ -61,35 +167,70 @@ class KG:
         self._p_rel: dict[tuple[str, str, str], float] = {}
         self._pools: dict[tuple[str, str], tuple] = {}
         self._editable: dict[tuple[str, str | None], bool] = {}
+        # Sameness look-ups for Evidence (pure functions of the final KG, filled in pass 2).
+        self._met = MetNames()
+        self._same_att = PairMemo()
+        self._same_pred = PairMemo()
 
     def _forget(self) -> None:
-        for memo in (self._p_att, self._p_rel, self._pools, self._editable, self._cands):
+        for memo in (self._p_att, self._p_rel, self._pools, self._editable, self._cands, self._met,
+                     self._same_att, self._same_pred):
             memo.clear()
         self._cooc_adj = self._att_adj = self._frequent = None
 
     # -- counting -------------------------------------------------------------------------------
-    def add_graph(self, g: SceneGraph) -> None:
+    def add_graph(self, g: SceneGraph, prune: bool = True) -> None:
+        """Count one image. `prune=False` (a worker counting one range, merged by `merge_counts`)
+        never drops rare co-occurrence pairs: the merge does, where the sequential count would."""
         if self._p_att or self._cands or self._cooc_adj is not None:
             self._forget()
-        names = {o.id: o.name for o in g.objects}
-        self.obj.update([o.name for o in g.objects])
-        for o in g.objects:
-            if o.attributes:
-                self.att.update(o.attributes)
-                self.obj_att.update((o.name, a) for a in o.attributes)
-        for r in g.relations:
-            s, o = names.get(r.subject), names.get(r.object)
-            if s is None or o is None:
-                continue
-            p = r.predicate
-            self.pred[p] += 1
-            self.subj_pred[s, p] += 1
-            self.pred_obj[p, o] += 1
-        uniq = sorted(set(list(names.values())[:MAX_COOC_OBJECTS]))
+        objects = g.objects
+        names = {o.id: o.name for o in objects}
+        self.obj.update([o.name for o in objects])  # one C-level count per counter and image
+        obj_att = [(o.name, a) for o in objects for a in o.attributes]
+        if obj_att:
+            self.att.update([a for _, a in obj_att])
+            self.obj_att.update(obj_att)
+        if g.relations:
+            subj_pred, pred_obj = [], []
+            for r in g.relations:
+                s, o = names.get(r.subject), names.get(r.object)
+                if s is not None and o is not None:
+                    subj_pred.append((s, r.predicate))
+                    pred_obj.append((r.predicate, o))
+            self.pred.update([p for _, p in subj_pred])
+            self.subj_pred.update(subj_pred)
+            self.pred_obj.update(pred_obj)
+        self._count_cooc(list(names.values()), prune)
+
+    def _count_cooc(self, names: list[str], prune: bool = True) -> None:
+        """Pairs of the image's first objects (`names` in graph order)."""
+        uniq = sorted(set(names[:MAX_COOC_OBJECTS]))
         self.cooc.update(itertools.combinations(uniq, 2))  # C-level counting
-        if len(self.cooc) > COOC_CAP:  # bounded memory on full VG: rare pairs say little anyway
+        if prune and len(self.cooc) > COOC_CAP:  # bounded memory on full VG: rare pairs say little anyway
             self.cooc = Counter({k: n for k, n in self.cooc.items() if n > 1})
             self.cooc_prunes += 1
+
+    def corpus_counts(self) -> dict[str, Counter]:
+        """The corpus counters (what a worker sends back for `merge_counts`)."""
+        return {name: getattr(self, name) for name in CORPUS_COUNTERS}
+
+    def merge_counts(self, counts: dict[str, Counter], images: Callable[[], Iterable[list[str]]]) -> None:
+        """Add the counts of the next range of images, counted apart by `add_graph(prune=False)`: the same
+        counters, in the same key order, as counting those images here one by one. `images` gives each
+        image's object names (graph order); it is read only when pruning may fall inside the range."""
+        if self._p_att or self._cands or self._cooc_adj is not None:
+            self._forget()
+        for name in CORPUS_COUNTERS:
+            if name != "cooc":
+                getattr(self, name).update(counts[name])
+        cooc = counts["cooc"]
+        if len(self.cooc) + len(cooc) > COOC_CAP and \
+                len(self.cooc) + sum(1 for k in cooc if k not in self.cooc) > COOC_CAP:
+            for names in images():  # the cap is crossed inside the range: prune where counting here would
+                self._count_cooc(names)
+        else:
+            self.cooc.update(cooc)
 
     # -- ConceptNet -----------------------------------------------------------------------------
     def add_conceptnet(self, path: Path) -> None:
@@ -153,49 +294,105 @@ class KG:
             k = self._keys[name] = (frozenset(keys), top, anc)
         return k
 
-    def object_index(self, name: str) -> tuple:
-        """Identity keys of a name plus its own senses tagged ("sense", s): what Evidence indexes."""
-        idx = self._index.get(name)
-        if idx is None:
-            keys, top, _anc = self._object_keys(name)
-            idx = self._index[name] = (*keys, *(("sense", t) for t in top))
-        return idx
+    def object_signature(self, name: str) -> tuple[frozenset, frozenset]:
+        """(identity keys + own senses, identity keys + ancestors) of a name, senses tagged
+        ("sense", s), cached: `a` and `b` share identity keys, or the senses of one are ancestors of
+        the other, exactly when the first of one meets the second of the other."""
+        sig = self._index.get(name)
+        if sig is None:
+            keys, top, anc = self._object_keys(name)
+            sig = self._index[name] = (keys | {("sense", t) for t in top}, keys | {("sense", t) for t in anc})
+        return sig
 
     def same_object(self, a: str, b: str) -> bool:
         """Could `b` name what `a` names: same word, synonym (VG synset/alias, WordNet, ConceptNet)
         or a kind of it / a kind it is (dog vs animal)."""
         if a == b:
             return True
-        ka, ta, aa = self._object_keys(a)
-        kb, tb, ab = self._object_keys(b)
-        if ka & kb or ta & ab or tb & aa:
+        if self.same_object_sig(a, b):
             return True
         return b in self._cn(a, ("cn:IsA",)) or a in self._cn(b, ("cn:IsA",))
 
+    def same_objects(self, a: str, names: set[str]) -> set[str]:
+        """Those of `names` that could name what `a` names (`same_object(a, n)`), through the names
+        met so far (see `MetNames`): once they are known, a question is a set intersection."""
+        met = self._met
+        new = names - met.known
+        if new:
+            for n in sorted(new):
+                met.add(n, *self.object_signature(n))
+        hits = met.matches(a, *self.object_signature(a), self.same_object_sig) & names
+        if self.conceptnet_rows:
+            hits.update([n for n in names if n not in hits and self.same_object(a, n)])
+        return hits
+
+    def same_object_sig(self, a: str, b: str) -> bool:
+        """`same_object` without ConceptNet: `a` and `b` share an identity key, or one's own senses
+        are among the other's ancestors."""
+        own_a, up_a = self.object_signature(a)
+        own_b, up_b = self.object_signature(b)
+        return not own_a.isdisjoint(up_b) or not own_b.isdisjoint(up_a)
+
+    def same_attribute_any(self, a: str, groups: list[set[str]]) -> bool:
+        """Is any attribute of these groups the same as `a` (`same_attribute`)?"""
+        memo = self._same_att
+        row = memo.row(a)
+        unknown = []
+        for atts in groups:
+            for b in atts:
+                v = row.get(b)
+                if v:
+                    return True
+                if v is None:
+                    unknown.append(b)
+        # The tests that read only `a`'s synonyms first: each `b`'s (WordNet) only if they all fail.
+        for b in unknown:
+            if self._same_attribute_by_a(a, b):
+                memo.put(row, b, True)
+                return True
+        for b in unknown:
+            if memo.put(row, b, self._same_attribute_by_b(a, b)):
+                return True
+        return False
+
     def attribute_keys(self, a: str) -> frozenset:
-        """Identity keys of an attribute: two attributes sharing one are the same (grey/gray)."""
+        """Identity keys of an attribute: two attributes sharing one are the same (grey/gray). WordNet
+        synonyms are not among them: `same_attribute` asks WordNet about the pair (`is_synonym`), which
+        reads far less of it than listing every synonym."""
         k = self._att_keys.get(a)
         if k is None:
             keys = {("n", a)} | {("n", x) for x in lexicon.attribute_same().get(a, ())}
             vs = self.vg.attribute_synset.get(a)
             if vs:
                 keys.add(("vs", vs))
-            keys |= {("n", x) for x in self.wn.synonyms(a, "a")}
             keys |= {("n", x) for x in self._cn(a, ("cn:Synonym", "cn:FormOf", "cn:SimilarTo"))}
             k = self._att_keys[a] = frozenset(keys)
         return k
 
     def same_attribute(self, a: str, b: str) -> bool:
         """Same word, a synonym of the other (lexicon, WordNet, ConceptNet), or one VG synset."""
-        if a == b:
-            return True
-        ka, kb = self.attribute_keys(a), self.attribute_keys(b)
-        if ("n", b) in ka or ("n", a) in kb:
+        return self._same_attribute_by_a(a, b) or self._same_attribute_by_b(a, b)
+
+    def _same_attribute_by_a(self, a: str, b: str) -> bool:
+        """The part of `same_attribute` that reads only `a`'s synonyms: same word, `b` a synonym of
+        `a`, or one VG synset."""
+        if a == b or ("n", b) in self.attribute_keys(a):
             return True
         va = self.vg.attribute_synset.get(a)
-        return va is not None and va == self.vg.attribute_synset.get(b)
+        return (va is not None and va == self.vg.attribute_synset.get(b)) or self.wn.is_synonym(b, a, "a")
+
+    def _same_attribute_by_b(self, a: str, b: str) -> bool:
+        """The rest of `same_attribute`: `a` a synonym of `b`."""
+        return ("n", a) in self.attribute_keys(b) or self.wn.is_synonym(a, b, "a")
 
     def same_predicate(self, a: str, b: str) -> bool:
+        row = self._same_pred.row(a)
+        v = row.get(b)
+        if v is None:
+            v = self._same_pred.put(row, b, self._same_predicate(a, b))
+        return v
+
+    def _same_predicate(self, a: str, b: str) -> bool:
         if a == b or b in lexicon.predicate_same().get(a, ()) or self.vg.same_predicate(a, b):
             return True
         # "sitting on" states "on": a verb + preposition predicate is the same as its bare preposition.
@@ -211,16 +408,19 @@ class KG:
             elif " " in a or a in lexicon.not_prenominal() or not a.isalpha():
                 ok = False
             elif self.wn.enabled:
-                ok = bool(self.wn.wn.synsets(a, pos="a") or self.wn.wn.synsets(a, pos="s")) or a.endswith("ed")
+                ok = bool(self.wn.first_synsets(a, "a", 1) or self.wn.first_synsets(a, "s", 1)) or a.endswith("ed")
             else:
                 ok = a.endswith(("ed", "en", "ful", "ous", "ic", "al", "less", "y"))
             self._describable[a] = ok
         return ok
 
     # -- replacement candidates -----------------------------------------------------------------
-    def object_candidates(self, o: str) -> tuple[str, ...]:
+    def object_candidates(self, o: str, limit: int = MAX_OBJECT_CANDIDATES) -> tuple[str, ...]:
+        """Up to `limit` objects that may replace `o` (never one `same_object` as it). The sameness
+        test reads WordNet ancestors, so it runs only as far down the list as a caller asks."""
         key = ("obj", o)
-        if key not in self._cands:
+        found = self._cands.get(key)
+        if found is None:
             cands: dict[str, None] = {}
             for c in self.wn.cohyponyms(o):
                 if self.obj[c] > 0:
@@ -235,9 +435,9 @@ class KG:
                 for c in self._cooc_neighbours().get(o, ())[:40]:
                     if not lex or self.wn.lexname(c) == lex:
                         cands[c] = None
-            self._cands[key] = tuple(c for c in cands if c != o and not lexicon.is_not_object(c)
-                                     and not self.same_object(o, c))[:30]
-        return self._cands[key]
+            found = self._cands[key] = Kept([c for c in cands if c != o and not lexicon.is_not_object(c)],
+                                            lambda c: not self.same_object(o, c), MAX_OBJECT_CANDIDATES)
+        return found.first(limit)
 
     def _cooc_neighbours(self) -> dict[str, list[str]]:
         if self._cooc_adj is None:
@@ -281,9 +481,12 @@ class KG:
             self._frequent = [n for n, _ in sorted(self.obj.items(), key=lambda kv: (-kv[1], kv[0]))[:50]]
         return self._frequent
 
-    def attribute_candidates(self, a: str) -> tuple[str, ...]:
+    def attribute_candidates(self, a: str, limit: int | None = None) -> tuple[str, ...]:
+        """Attributes that may replace `a` (never one `same_attribute` as it), the first `limit` of
+        them: the sameness test reads WordNet synonyms, so it runs only as far as asked."""
         key = ("att", a)
-        if key not in self._cands:
+        found = self._cands.get(key)
+        if found is None:
             cands: dict[str, None] = {}
             for c in lexicon.attribute_antonyms().get(a, ()):
                 cands[c] = None
@@ -293,19 +496,20 @@ class KG:
             if cat in lexicon.load("attributes")["exclusive"]:
                 for c in lexicon.load("attributes")["categories"][cat]:
                     cands[c] = None
-            self._cands[key] = tuple(c for c in cands if not self.same_attribute(a, c))
-        return self._cands[key]
+            found = self._cands[key] = Kept(list(cands), lambda c: not self.same_attribute(a, c))
+        return found.first(limit)
 
     def predicate_candidates(self, p: str) -> tuple[str, ...]:
         key = ("pred", p)
-        if key not in self._cands:
+        found = self._cands.get(key)
+        if found is None:
             rel = lexicon.load("relations")
             cands: dict[str, None] = dict.fromkeys(lexicon.relation_antonyms().get(p, ()))
             pool = rel["spatial"] if p in rel["spatial"] or p not in rel["verbs"] else rel["verbs"]
             if p in rel["spatial"] or p in rel["verbs"] or self.pred[p] > 0:
                 cands.update(dict.fromkeys(pool))
-            self._cands[key] = tuple(c for c in cands if not self.same_predicate(p, c))
-        return self._cands[key]
+            found = self._cands[key] = tuple(c for c in cands if not self.same_predicate(p, c))
+        return found
 
     def attribute_category(self, a: str) -> str | None:
         return lexicon.attribute_category().get(a)

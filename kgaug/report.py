@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +24,9 @@ class Report:
         self.negative_rejections: dict[str, Counter] = {}
         self.extra: dict[str, Any] = {}
 
-    def skip(self, where: str, reason: str) -> None:
+    def skip(self, where, reason: str) -> None:
+        """`where` is a string, or (in a worker reading one range of a file) a `RelativeWhere` that
+        `merge` makes absolute."""
         self.skip_reasons[reason] += 1
         if len(self.skips) < MAX_ITEMS:
             self.skips.append({"where": where, "reason": reason})
@@ -33,6 +36,17 @@ class Report:
         self.record_problems[reason] += 1
         if len(self.problem_items) < MAX_ITEMS:
             self.problem_items.append({"key": key, "reason": reason})
+
+    def merge(self, other: Report, where: Callable[[Any], str] = str) -> None:
+        """Add the counts, skips and problems of `other` (a later part of the same input) after this
+        report's own, as if both had been recorded in one report; `where` turns its skip positions into text."""
+        self.counts.update(other.counts)
+        self.negatives.update(other.negatives)
+        self.skip_reasons.update(other.skip_reasons)
+        room = MAX_ITEMS - len(self.skips)
+        self.skips.extend({"where": where(s["where"]), "reason": s["reason"]} for s in other.skips[:room])
+        self.record_problems.update(other.record_problems)
+        self.problem_items.extend(other.problem_items[:MAX_ITEMS - len(self.problem_items)])
 
     def rejections(self, rejected: Counter) -> None:
         for (kind, reason), n in rejected.items():

@@ -8,6 +8,7 @@ an object `dog`, an attribute `black(dog)`, a relation `on(dog,couch)`. Names ar
 from __future__ import annotations
 
 import json
+import operator
 from dataclasses import dataclass, field
 
 from kgaug import lexicon
@@ -30,6 +31,10 @@ class Rel:
     predicate: str  # canonical predicate
     object: str
     synsets: list[str] = field(default_factory=list)
+
+
+_OBJ_FIELDS = operator.attrgetter("id", "name", "plural", "names", "synsets", "attributes", "box")  # Obj(*t) order
+_REL_FIELDS = operator.attrgetter("subject", "predicate", "object")
 
 
 @dataclass
@@ -68,8 +73,7 @@ class SceneGraph:
 
     def to_tuples(self) -> tuple:
         """A compact picklable form (cheaper than JSON to write and read back between the passes)."""
-        return (tuple((o.id, o.name, o.plural, o.names, o.synsets, o.attributes, o.box) for o in self.objects),
-                tuple((r.subject, r.predicate, r.object) for r in self.relations))
+        return tuple(map(_OBJ_FIELDS, self.objects)), tuple(map(_REL_FIELDS, self.relations))
 
     @classmethod
     def from_tuples(cls, data: tuple) -> SceneGraph:
@@ -110,51 +114,62 @@ class GraphBuilder:
 
     def __init__(self) -> None:
         self.graph = SceneGraph()
-        self._ids: dict[str, Obj] = {}
+        self.ids: dict[str, Obj] = {}  # object id -> object (read by readers: `oid in b.ids`)
         self._rels: set[tuple[str, str, str]] = set()
         self.problems: list[str] = []
 
     def add_object(self, oid: str, names: list[str], synsets: list[str] | None = None,
                    attributes: list[str] | None = None, box=None) -> Obj | None:
-        obj = self._ids.get(oid)
+        obj = self.ids.get(oid)
         if obj is not None:
             if attributes:
                 self.add_attributes(oid, attributes)
             return obj
         clean = lexicon.clean
-        cleaned = []
-        for x in names:
-            if isinstance(x, str):
-                x = clean(x)
-                if x and x not in cleaned:
-                    cleaned.append(x)
+        if len(names) == 1:  # the usual case: one surface name
+            x = names[0]
+            x = clean(x) if isinstance(x, str) else ""
+            cleaned = [x] if x else []
+        else:
+            cleaned = []
+            for x in names:
+                if isinstance(x, str):
+                    x = clean(x)
+                    if x and x not in cleaned:
+                        cleaned.append(x)
         if not cleaned:
             self.problems.append("object with empty names")
             return None
         name, plural = lexicon.singular(cleaned[0])
         obj = Obj(oid, name, plural, cleaned, [s for s in synsets if isinstance(s, str)] if synsets else [], [], box)
-        self._ids[oid] = obj
+        self.ids[oid] = obj
         self.graph.objects.append(obj)
         if attributes:
-            self.add_attributes(oid, attributes)
+            self._attributes(obj, attributes)
         return obj
 
     def add_attributes(self, oid: str, attributes: list[str]) -> None:
-        obj = self._ids.get(oid)
+        obj = self.ids.get(oid)
         if obj is None:
             self.problems.append("attribute for unknown object id")
             return
-        have = obj.attributes
+        self._attributes(obj, attributes)
+
+    @staticmethod
+    def _attributes(obj: Obj, attributes: list[str]) -> None:
+        clean = lexicon.clean
+        have, name = obj.attributes, obj.name
         for a in attributes:
-            a = lexicon.clean(a) if isinstance(a, str) else ""
-            if a and a not in have and a != obj.name:
+            a = clean(a) if isinstance(a, str) else ""
+            if a and a not in have and a != name:
                 have.append(a)
 
     def has(self, oid: str) -> bool:
-        return oid in self._ids
+        return oid in self.ids
 
     def add_relation(self, subj: str, pred: str, obj: str, synsets: list[str] | None = None) -> bool:
-        if subj not in self._ids or obj not in self._ids:
+        ids = self.ids
+        if subj not in ids or obj not in ids:
             self.problems.append("relation to unknown object id")
             return False
         p = lexicon.predicate(pred) if isinstance(pred, str) else ""

@@ -28,9 +28,22 @@ class Record:
     problems: list[str] = field(default_factory=list)  # per-record items dropped while reading
 
 
+@dataclass(frozen=True)
+class RelativeWhere:
+    """A position in a file read in ranges by several processes, counted from its range's start
+    (`<prefix><n>`); `absolute` adds the items or characters of the ranges before it."""
+
+    prefix: str
+    kind: str  # "item" or "character"
+    n: int
+
+    def absolute(self, items_before: int, chars_before: int) -> str:
+        return f"{self.prefix}{self.n + (items_before if self.kind == 'item' else chars_before)}"
+
+
 @dataclass
 class Skip:
-    where: str
+    where: str | RelativeWhere
     reason: str
 
 

@@ -5,17 +5,22 @@ arrays by image, read in lockstep); `image_data.json` (which images exist and wh
 are), `region_descriptions.json` (phrases kept as captions), `sensitive.json` ({image_id: {tag: value}}).
 Memory stays bounded: only the current image's records, plus one small int -> path map for
 image_data, are held.
+
+`scene_graphs.json` without region captions can also be read in byte ranges by several processes
+(`plan_parts`, `read_part`); concatenated in range order, their records and skips are exactly those
+of `read_vg` (positions in skip messages are made absolute by the caller, see `RelativeWhere`).
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
-from kgaug.jsonstream import Malformed, NotAnArray, iter_array
+from kgaug.jsonstream import Malformed, NotAnArray, Part, iter_array, split_points
 from kgaug.scene_graph import GraphBuilder
-from kgaug.sources import IMAGE_SUFFIXES, InputError, Record, Skip, make_key
+from kgaug.sources import IMAGE_SUFFIXES, InputError, Record, RelativeWhere, Skip, make_key
 
 LICENSE = {"vg": "CC BY 4.0"}
 LOOKAHEAD = 4096  # records buffered while re-aligning parallel arrays that disagree on order
@@ -29,15 +34,25 @@ def _image_id(x: dict) -> object:
     return x.get("image_id", x.get("id"))
 
 
-def _stream(path: Path, skips: list[Skip]) -> Iterator[dict]:
+def _is_image_record(x: object) -> bool:
+    """A top-level scene_graphs.json record (what a range start must decode to): VG's nested objects
+    never carry both keys."""
+    return isinstance(x, dict) and "image_id" in x and "objects" in x
+
+
+def _where(prefix: str, kind: str, n: int, part: Part | None) -> str | RelativeWhere:
+    return f"{prefix}{n}" if part is None else RelativeWhere(prefix, kind, n)
+
+
+def _stream(path: Path, skips: list[Skip], part: Part | None = None) -> Iterator[dict]:
     try:
-        for i, item in enumerate(iter_array(path, _has_image_id)):
+        for i, item in enumerate(iter_array(path, _has_image_id, part=part)):
             if isinstance(item, Malformed):
-                skips.append(Skip(f"{path.name} at character {item.offset}", item.reason))
+                skips.append(Skip(_where(f"{path.name} at character ", "character", item.offset, part), item.reason))
             elif not isinstance(item, dict):
-                skips.append(Skip(f"{path.name} item {i}", "record is not a JSON object"))
+                skips.append(Skip(_where(f"{path.name} item ", "item", i, part), "record is not a JSON object"))
             elif _image_id(item) is None:
-                skips.append(Skip(f"{path.name} item {i}", "record without image_id"))
+                skips.append(Skip(_where(f"{path.name} item ", "item", i, part), "record without image_id"))
             else:
                 yield item
     except NotAnArray as e:
@@ -89,13 +104,15 @@ def _end(b: GraphBuilder, alias: dict[str, str], r: dict, side: str, side_id: st
     emb = r.get(side)
     if isinstance(emb, dict) and "object_id" in emb:
         oid = str(emb["object_id"])
-        oid = alias.get(oid, oid)
-        if not b.has(oid):
+        if alias:
+            oid = alias.get(oid, oid)
+        if oid not in b.ids:
             b.add_object(oid, _names(emb), emb.get("synsets"), None, _box(emb))
         return oid
     oid = str(r.get(side_id))
-    oid = alias.get(oid, oid)
-    if not b.has(oid) and isinstance(emb, dict):
+    if alias:
+        oid = alias.get(oid, oid)
+    if oid not in b.ids and isinstance(emb, dict):
         b.add_object(oid, _names(emb), emb.get("synsets"), None, _box(emb))
     return oid
 
@@ -103,28 +120,32 @@ def _end(b: GraphBuilder, alias: dict[str, str], r: dict, side: str, side_id: st
 def _graph(image_id, objects, attributes, relationships, problems: list[str]):
     b = GraphBuilder()
     alias: dict[str, str] = {}
+    add_object, ids = b.add_object, b.ids
     for o in objects if isinstance(objects, list) else []:
         if not isinstance(o, dict) or "object_id" not in o:
             problems.append("object record without object_id")
             continue
         oid = str(o["object_id"])
-        b.add_object(oid, _names(o), o.get("synsets"), o.get("attributes"), _box(o))
-        for m in o.get("merged_object_ids") or []:
-            alias.setdefault(str(m), oid)
+        add_object(oid, _names(o), o.get("synsets"), o.get("attributes"), _box(o))
+        merged = o.get("merged_object_ids")
+        if merged:
+            for m in merged:
+                alias.setdefault(str(m), oid)
     for a in attributes if isinstance(attributes, list) else []:
         if not isinstance(a, dict) or "object_id" not in a:
             continue
         oid = alias.get(str(a["object_id"]), str(a["object_id"]))
-        if b.has(oid):
+        if oid in ids:
             b.add_attributes(oid, a.get("attributes") or [])
         else:
-            b.add_object(oid, _names(a), a.get("synsets"), a.get("attributes"), _box(a))
+            add_object(oid, _names(a), a.get("synsets"), a.get("attributes"), _box(a))
+    add_relation = b.add_relation
     for r in relationships if isinstance(relationships, list) else []:
         if not isinstance(r, dict):
             problems.append("relationship record is not an object")
             continue
-        b.add_relation(_end(b, alias, r, "subject", "subject_id"), r.get("predicate", ""),
-                       _end(b, alias, r, "object", "object_id"), r.get("synsets"))
+        add_relation(_end(b, alias, r, "subject", "subject_id"), r.get("predicate", ""),
+                     _end(b, alias, r, "object", "object_id"), r.get("synsets"))
     problems.extend(b.problems)
     return b.graph
 
@@ -155,6 +176,17 @@ def _resolve(images: Path, image_id, rel: str | None) -> Path | None:
     return next((c for c in cands if c.is_file()), None)
 
 
+def _sensitive(vg_dir: Path, given: dict | None) -> dict[str, dict]:
+    """{image id: {tag: value}}: the given map, else `sensitive.json` when the folder has one."""
+    sens_file = vg_dir / "sensitive.json"
+    if given is None and sens_file.exists():
+        try:
+            given = json.loads(sens_file.read_text())
+        except json.JSONDecodeError as e:
+            raise InputError(f"{sens_file}: not valid JSON ({e})") from None
+    return {str(k): v for k, v in (given or {}).items() if isinstance(v, dict)}
+
+
 def read_vg(vg_dir: Path, images: Path | None, source: str = "vg", sensitive: dict | None = None,
             max_region_captions: int = 3) -> Iterator[Record | Skip]:
     vg_dir = Path(vg_dir)
@@ -169,13 +201,7 @@ def read_vg(vg_dir: Path, images: Path | None, source: str = "vg", sensitive: di
     yield from _drain(skips)
     if images is None:
         images = find_images_dir(vg_dir)
-    sens_file = vg_dir / "sensitive.json"
-    if sensitive is None and sens_file.exists():
-        try:
-            sensitive = json.loads(sens_file.read_text())
-        except json.JSONDecodeError as e:
-            raise InputError(f"{sens_file}: not valid JSON ({e})") from None
-    sensitive = {str(k): v for k, v in (sensitive or {}).items() if isinstance(v, dict)}
+    sensitive = _sensitive(vg_dir, sensitive)
 
     if sg.exists():
         primary, pname = _stream(sg, skips), sg.name
@@ -191,42 +217,86 @@ def read_vg(vg_dir: Path, images: Path | None, source: str = "vg", sensitive: di
 
     for rec in primary:
         yield from _drain(skips)
-        image_id = _image_id(rec)
-        where = f"{pname} image {image_id}"
-        if index is not None and image_id not in index:
-            yield Skip(where, "image id missing from image_data.json")
-            continue
-        problems: list[str] = []
-        if attrs is not None or rels is not None:
-            a = attrs.get(image_id) if attrs else None
-            r = rels.get(image_id) if rels else None
-            if attrs is not None and a is None:
-                problems.append("no attributes.json record for this image")
-            graph = _graph(image_id, rec.get("objects"), (a or {}).get("attributes"),
-                           (r or {}).get("relationships"), problems)
-        else:
-            graph = _graph(image_id, rec.get("objects"), None, rec.get("relationships"), problems)
-        if not isinstance(rec.get("objects"), list):
-            problems.append("objects is missing or not a list")
-        image = None
-        if images is not None:
-            found = _resolve(images, image_id, index.get(image_id) if index else None)
-            if found is None:
-                yield Skip(where, f"missing image file under {images}")
-                continue
-            image = str(found)
-        captions: list[str] = []
-        if regions is not None:
-            reg = regions.get(image_id)
-            for ph in (reg or {}).get("regions") or []:
-                p = ph.get("phrase") if isinstance(ph, dict) else None
-                if isinstance(p, str) and p.strip() and p.strip() not in captions:
-                    captions.append(p.strip())
-                if len(captions) >= max_region_captions:
-                    break
-        tags = {str(k): str(v) for k, v in sensitive.get(str(image_id), {}).items()}
-        yield Record(make_key(source, image_id), source, image, captions, graph, tags, LICENSE.get(source),
-                     problems)
+        yield _record(rec, pname, source, index, images, sensitive, attrs, rels, regions, max_region_captions)
+    yield from _drain(skips)
+
+
+def _record(rec: dict, pname: str, source: str, index: dict | None, images: Path | None, sensitive: dict,
+            attrs: _Aligned | None, rels: _Aligned | None, regions: _Aligned | None,
+            max_region_captions: int) -> Record | Skip:
+    """One primary record (`scene_graphs.json` or `objects.json`) as a Record, or why it is skipped."""
+    image_id = _image_id(rec)
+    where = f"{pname} image {image_id}"
+    if index is not None and image_id not in index:
+        return Skip(where, "image id missing from image_data.json")
+    problems: list[str] = []
+    if attrs is not None or rels is not None:
+        a = attrs.get(image_id) if attrs else None
+        r = rels.get(image_id) if rels else None
+        if attrs is not None and a is None:
+            problems.append("no attributes.json record for this image")
+        graph = _graph(image_id, rec.get("objects"), (a or {}).get("attributes"),
+                       (r or {}).get("relationships"), problems)
+    else:
+        graph = _graph(image_id, rec.get("objects"), None, rec.get("relationships"), problems)
+    if not isinstance(rec.get("objects"), list):
+        problems.append("objects is missing or not a list")
+    image = None
+    if images is not None:
+        found = _resolve(images, image_id, index.get(image_id) if index else None)
+        if found is None:
+            return Skip(where, f"missing image file under {images}")
+        image = str(found)
+    captions: list[str] = []
+    if regions is not None:
+        reg = regions.get(image_id)
+        for ph in (reg or {}).get("regions") or []:
+            p = ph.get("phrase") if isinstance(ph, dict) else None
+            if isinstance(p, str) and p.strip() and p.strip() not in captions:
+                captions.append(p.strip())
+            if len(captions) >= max_region_captions:
+                break
+    tags = {str(k): str(v) for k, v in sensitive.get(str(image_id), {}).items()} if sensitive else {}
+    return Record(make_key(source, image_id), source, image, captions, graph, tags, LICENSE.get(source), problems)
+
+
+@dataclass
+class PartPlan:
+    """A parallel read of `scene_graphs.json`: what every range shares (read once, before forking)."""
+
+    path: Path
+    starts: list[int]  # byte offset of each range's first record (`jsonstream.split_points`)
+    source: str
+    index: dict | None
+    images: Path | None
+    sensitive: dict
+
+
+def plan_parts(vg_dir: Path, images: Path | None, source: str, sensitive: dict | None, max_region_captions: int,
+               ranges: int) -> tuple[list[Skip], PartPlan] | None:
+    """The skips `read_vg` reports before its first record, and the plan of `ranges` ranges; None when
+    this input is read by `read_vg` alone (split files, or region captions read in lockstep)."""
+    vg_dir = Path(vg_dir)
+    sg = vg_dir / "scene_graphs.json"
+    if not vg_dir.is_dir() or not sg.exists():
+        return None
+    if max_region_captions and (vg_dir / "region_descriptions.json").exists():
+        return None
+    skips: list[Skip] = []
+    index = _image_index(vg_dir / "image_data.json", skips) if (vg_dir / "image_data.json").exists() else None
+    if images is None:
+        images = find_images_dir(vg_dir)
+    sensitive = _sensitive(vg_dir, sensitive)
+    starts = split_points(sg, ranges, _is_image_record)
+    return skips, PartPlan(sg, starts, source, index, images, sensitive)
+
+
+def read_part(plan: PartPlan, part: Part) -> Iterator[Record | Skip]:
+    """The records and skips of one range (positions in skips relative to the range: `RelativeWhere`)."""
+    skips: list[Skip] = []
+    for rec in _stream(plan.path, skips, part):
+        yield from _drain(skips)
+        yield _record(rec, plan.path.name, plan.source, plan.index, plan.images, plan.sensitive, None, None, None, 0)
     yield from _drain(skips)
 
 
