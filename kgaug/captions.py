@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 from kgaug import lexicon
 from kgaug.scene_graph import Obj, SceneGraph, attribute_fact, relation_fact
@@ -75,14 +76,14 @@ class _Writer:
         return start, self.n
 
     def np(self, obj: Obj, atts: list[str]) -> int:
-        atts = sorted(atts, key=lambda a: ORDER.get(lexicon.attribute_category().get(a, ""), 4))
+        category = lexicon.attribute_category()
+        if len(atts) > 1:
+            atts = sorted(atts, key=lambda a: ORDER.get(category.get(a, ""), 4))
         first = atts[0] if atts else obj.name
-        counted = bool(atts) and lexicon.attribute_category().get(atts[0]) == "count"
-        det = "" if counted else lexicon.determiner(obj.name, obj.plural, first)
+        counted = bool(atts) and category.get(atts[0]) == "count"
+        det = "" if counted else _determiner(obj.name, obj.plural, first)
         start = self.put(det)[0] if det else None
-        spans = []
-        for a in atts:
-            spans.append((a, self.put(a)))
+        spans = [(a, self.put(a)) for a in atts]
         plural = (atts[0] != "one") if counted else obj.plural
         head = self.put(lexicon.inflect_like(obj.name, plural))
         self.nps.append(NP(obj.name, plural, head, (start if start is not None else
@@ -101,6 +102,9 @@ class _Writer:
         return Caption(text, self.nps, self.rels, style)
 
 
+_determiner = lru_cache(maxsize=1 << 16)(lexicon.determiner)  # pure: same words, same determiner
+
+
 def describable(a: str) -> bool:
     """An attribute that can stand before a noun ('a red car', not 'a here car')."""
     if a in lexicon.attribute_category():
@@ -108,16 +112,34 @@ def describable(a: str) -> bool:
     return " " not in a and a not in lexicon.not_prenominal() and not a[:1].isdigit()
 
 
-def _pick_atts(obj: Obj, rng: random.Random, k: int) -> list[str]:
-    usable = [a for a in obj.attributes if describable(a)]
-    if len(usable) <= k:
-        return usable
-    return rng.sample(usable, k)
+class _Graph:
+    """What the realisers read of a scene graph, worked out once per image (every style and every
+    try reads the same): objects by id, each object's describable attributes, the objects that have
+    some, and the relations between two differently named objects."""
+
+    def __init__(self, g: SceneGraph) -> None:
+        self.objects = g.objects
+        self.ids = ids = g.by_id()
+        self.usable: dict[int, list[str]] = {}  # id(obj) -> its describable attributes
+        self.with_atts: list[Obj] = []
+        for o in g.objects:
+            usable = [a for a in o.attributes if describable(a)] if o.attributes else []
+            self.usable[id(o)] = usable
+            if usable:
+                self.with_atts.append(o)
+        self.rels = [r for r in g.relations if r.subject in ids and r.object in ids
+                     and ids[r.subject].name != ids[r.object].name]
+
+    def pick_atts(self, obj: Obj, rng: random.Random, k: int) -> list[str]:
+        usable = self.usable[id(obj)]
+        if len(usable) <= k:
+            return usable
+        return rng.sample(usable, k)
 
 
-def attribute_caption(g: SceneGraph, rng: random.Random) -> Caption | None:
+def attribute_caption(g: _Graph, rng: random.Random) -> Caption | None:
     """'a black dog and a white couch.' or 'the dog is black and small.'"""
-    with_atts = [o for o in g.objects if any(describable(a) for a in o.attributes)]
+    with_atts = g.with_atts
     if not with_atts:
         return None
     objs = rng.sample(with_atts, min(2, len(with_atts)))
@@ -126,7 +148,7 @@ def attribute_caption(g: SceneGraph, rng: random.Random) -> Caption | None:
     w = _Writer()
     if len(objs) == 1 and rng.random() < 0.5:
         o = objs[0]
-        atts = _pick_atts(o, rng, 2)
+        atts = g.pick_atts(o, rng, 2)
         w.put("the")
         head = w.put(lexicon.inflect_like(o.name, o.plural))
         w.put("are" if o.plural else "is")
@@ -140,47 +162,42 @@ def attribute_caption(g: SceneGraph, rng: random.Random) -> Caption | None:
         for j, o in enumerate(objs):
             if j:
                 w.put("and")
-            w.np(o, _pick_atts(o, rng, 2 if len(objs) == 1 else 1))
+            w.np(o, g.pick_atts(o, rng, 2 if len(objs) == 1 else 1))
     w.put(".")
     return w.caption("attribute")
 
 
-def _usable_relations(g: SceneGraph) -> list:
-    ids = g.by_id()
-    return [r for r in g.relations if r.subject in ids and r.object in ids
-            and ids[r.subject].name != ids[r.object].name]
-
-
-def relation_caption(g: SceneGraph, rng: random.Random) -> Caption | None:
+def relation_caption(g: _Graph, rng: random.Random) -> Caption | None:
     """'a black dog on a white couch.'"""
-    rels = _usable_relations(g)
+    rels = g.rels
     if not rels:
         return None
     r = rng.choice(rels)
-    ids = g.by_id()
+    ids = g.ids
     s, o = ids[r.subject], ids[r.object]
     w = _Writer()
-    w.rel(s, r.predicate, o, _pick_atts(s, rng, 1), _pick_atts(o, rng, 1))
+    w.rel(s, r.predicate, o, g.pick_atts(s, rng, 1), g.pick_atts(o, rng, 1))
     w.put(".")
     return w.caption("relation")
 
 
-def dense_caption(g: SceneGraph, rng: random.Random, max_clauses: int = 3) -> Caption | None:
+def dense_caption(g: _Graph, rng: random.Random, max_clauses: int = 3) -> Caption | None:
     """Several facts: 'a man wearing a red hat, a black dog on a couch and green trees.'"""
-    ids = g.by_id()
-    rels = _usable_relations(g)
+    ids = g.ids
+    rels = list(g.rels)
     rng.shuffle(rels)
     clauses: list = []
     used: set[str] = set()
+    names_used: set[str] = set()  # names of the used objects
     for r in rels:
         if len(clauses) >= max_clauses:
             break
-        if r.subject in used or r.object in used or ids[r.subject].name in {ids[x].name for x in used}:
+        if r.subject in used or r.object in used or ids[r.subject].name in names_used:
             continue
         clauses.append(r)
         used |= {r.subject, r.object}
-    names_used = {ids[x].name for x in used}
-    rest = [o for o in g.objects if o.id not in used and any(describable(a) for a in o.attributes) and o.name not in names_used]
+        names_used |= {ids[r.subject].name, ids[r.object].name}
+    rest = [o for o in g.with_atts if o.id not in used and o.name not in names_used]
     rng.shuffle(rest)
     for o in rest:
         if len(clauses) >= max_clauses:
@@ -196,15 +213,15 @@ def dense_caption(g: SceneGraph, rng: random.Random, max_clauses: int = 3) -> Ca
         if j:
             w.put("and" if j == len(clauses) - 1 else ",")
         if isinstance(c, Obj):
-            w.np(c, _pick_atts(c, rng, 1))
+            w.np(c, g.pick_atts(c, rng, 1))
         else:
-            w.rel(ids[c.subject], c.predicate, ids[c.object], _pick_atts(ids[c.subject], rng, 1),
-                  _pick_atts(ids[c.object], rng, 1))
+            w.rel(ids[c.subject], c.predicate, ids[c.object], g.pick_atts(ids[c.subject], rng, 1),
+                  g.pick_atts(ids[c.object], rng, 1))
     w.put(".")
     return w.caption("dense")
 
 
-def object_caption(g: SceneGraph, rng: random.Random) -> Caption | None:
+def object_caption(g: _Graph, rng: random.Random) -> Caption | None:
     """Fallback for graphs with objects only: 'a dog and a couch.'"""
     seen: dict[str, Obj] = {}
     for o in g.objects:
@@ -228,17 +245,20 @@ STYLES = (attribute_caption, relation_caption, dense_caption)
 def pseudo_captions(g: SceneGraph, n: int, rng: random.Random) -> list[Caption]:
     """Up to `n` distinct pseudo-captions, cycling through the focus styles."""
     out: list[Caption] = []
+    if n <= 0 and not g.objects:
+        return out
+    view = _Graph(g)
     seen: set[str] = set()
     tries = 0
     while len(out) < n and tries < 4 * n + 3:
         make = STYLES[tries % len(STYLES)]
         tries += 1
-        c = make(g, rng)
+        c = make(view, rng)
         if c is not None and c.text not in seen:
             seen.add(c.text)
             out.append(c)
     if not out and g.objects:
-        c = object_caption(g, rng)
+        c = object_caption(view, rng)
         if c is not None:
             out.append(c)
     return out

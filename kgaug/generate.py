@@ -60,14 +60,17 @@ def _blobs(path: Path) -> Iterator[bytes]:
 def _describable_view(graph: SceneGraph, kg: KG) -> SceneGraph:
     """The graph with only attributes that read well before a noun (a subset: still all true)."""
     describable = kg.describable
+    is_not_object = lexicon.is_not_object
     objs = []
     for o in graph.objects:
-        if lexicon.is_not_object(o.name):
+        if is_not_object(o.name):
             continue
-        atts = [a for a in o.attributes if describable(a)]
-        # pseudo-captions only read objects: share the ones that lose nothing
-        objs.append(o if len(atts) == len(o.attributes) else
-                    Obj(o.id, o.name, o.plural, o.names, o.synsets, atts, o.box))
+        if o.attributes:
+            atts = [a for a in o.attributes if describable(a)]
+            if len(atts) != len(o.attributes):
+                # pseudo-captions only read objects: share the ones that lose nothing
+                o = Obj(o.id, o.name, o.plural, o.names, o.synsets, atts, o.box)
+        objs.append(o)
     if len(objs) == len(graph.objects):
         return SceneGraph(objs, graph.relations)
     kept = {o.id for o in objs}

@@ -59,7 +59,9 @@ def derive_fact(kind: str, fact: str, frm: str, to: str) -> str:
 
 def apply_edits(text: str, edits: list[tuple[Span, str]]) -> str:
     out = text
-    for (a, b), new in sorted(edits, key=lambda e: e[0][0], reverse=True):
+    if len(edits) > 1:
+        edits = sorted(edits, key=lambda e: e[0][0], reverse=True)
+    for (a, b), new in edits:
         old = text[a:b]
         if len(old) > 1 and old.isupper():  # "A BLUE SHIRT" -> "A GREEN SHIRT"
             new = new.upper()
@@ -107,8 +109,9 @@ class Generator:
         self.rejected[kind, reason] += 1
 
     def _ok(self, kind: str, ev: Evidence, new_facts, to_word: str | None) -> bool:
+        holds = ev.holds
         for f in new_facts:
-            if ev.holds(f):
+            if holds(f):
                 self._reject(kind, "true in the image's graph")
                 return False
         if to_word is not None and ev.stated_word(to_word):
@@ -128,7 +131,7 @@ class Generator:
             if not np.atts:
                 continue
             for a, span in np.atts:
-                if kg.editable_category(np.name, kg.attribute_category(a)) and kg.attribute_candidates(a):
+                if kg.editable_category(np.name, kg.attribute_category(a)) and kg.attribute_candidates(a, 1):
                     out.append((c, np, a, span))
         return out
 
@@ -137,11 +140,11 @@ class Generator:
         own = {x for x, _ in np.atts}
         fact = attribute_fact(a, np.name)
         return [(kg.plausibility_att(np.name, to), c, [(span, to)], a, to, fact, (attribute_fact(to, np.name),), to)
-                for to in kg.attribute_candidates(a)[:CANDIDATES_PER_SLOT] if to not in own]
+                for to in kg.attribute_candidates(a, CANDIDATES_PER_SLOT) if to not in own]
 
     def replace_obj_slots(self, c: Caption) -> list[tuple]:
         cands = self.kg.object_candidates
-        return [(c, i) for i, np in enumerate(c.nps) if cands(np.name)]
+        return [(c, i) for i, np in enumerate(c.nps) if cands(np.name, 1)]
 
     def replace_obj(self, c: Caption, i: int) -> list[tuple]:
         out = []
@@ -153,7 +156,7 @@ class Generator:
                 for r in c.rels if r.subj == i or r.obj == i]
         rest = [n for n in others if n != np.name]
         form = np.plural
-        for to in kg.object_candidates(np.name)[:CANDIDATES_PER_SLOT]:
+        for to in kg.object_candidates(np.name, CANDIDATES_PER_SLOT):
             if to in others or lexicon.singular(to)[1]:
                 continue  # a plural-only word ("people") would break the article and verb number
             scores = [kg.plausibility_att(to, a) for a in atts]
@@ -316,14 +319,16 @@ class Generator:
     def _take(self, kind: str, ranked: list[tuple], ev: Evidence, kept: set[str], out: list[Negative]) -> bool:
         """Pop the slot's best valid candidate (the rest stay for a later round) into `out`;
         True when `per_type` negatives are kept."""
+        ok = self._ok
         while ranked:
             plaus, c, edits, frm, to, fact, new_facts, check = ranked.pop()
-            if not self._ok(kind, ev, new_facts, check):
+            if not ok(kind, ev, new_facts, check):
                 continue
             text = apply_edits(c.text, edits)
-            if text == c.text or text.lower() in kept:
+            folded = text.lower()
+            if text == c.text or folded in kept:
                 continue
-            kept.add(text.lower())
+            kept.add(folded)
             out.append(Negative(kind, text, frm, to, fact, plaus, c.text, new_facts, check))
             break
         return len(kept) >= self.per_type

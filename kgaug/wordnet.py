@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 from functools import lru_cache
+from itertools import islice
 
 INSTALL_HINT = ("WordNet data for nltk is not installed: run `python -m nltk.downloader wordnet` "
                 "(or set NLTK_DATA to a folder holding corpora/wordnet), or pass --no-wordnet")
@@ -14,6 +15,9 @@ INSTALL_HINT = ("WordNet data for nltk is not installed: run `python -m nltk.dow
 
 class WordNetMissing(RuntimeError):
     pass
+
+
+ANCESTOR_DEPTH = 12  # hypernym steps `ancestors` follows
 
 
 def _key(word: str) -> str:
@@ -45,6 +49,8 @@ class WordNet:
         self.cohyponyms = lru_cache(maxsize=1 << 14)(self._cohyponyms)
         self.antonyms = lru_cache(maxsize=1 << 14)(self._antonyms)
         self.lexname = lru_cache(maxsize=1 << 16)(self._lexname)
+        self._up: dict[tuple[str, int], frozenset[str]] = {}  # (synset, depth) -> `_within`
+        self._parts: dict[tuple[str, str], tuple[frozenset[str], frozenset[int]]] = {}  # `_synonym_parts`
 
     def after_fork(self) -> None:
         """Give a forked process its own WordNet data files: nltk keeps them open and seeks before
@@ -56,7 +62,21 @@ class WordNet:
     def _noun_synsets(self, word: str) -> tuple:
         if self.wn is None:
             return ()
-        return tuple(self.wn.synsets(_key(word), pos="n")[:3])
+        return self.first_synsets(word, "n", 3)
+
+    def first_synsets(self, word: str, pos: str, k: int) -> tuple:
+        """`wn.synsets(word, pos)[:k]`, reading only those k from the data files: nltk reads and
+        parses every sense (a common word has dozens), the slow part of a first look-up."""
+        wn = self.wn
+        if wn is None:
+            return ()
+        morphy, index = getattr(wn, "_morphy", None), getattr(wn, "_lemma_pos_offset_map", None)
+        if morphy is None or index is None:  # not the nltk reader this was written against
+            return tuple(wn.synsets(_key(word), pos=pos)[:k])
+        lemma = _key(word).lower()  # what wn.synsets does, lazily
+        get = wn.synset_from_pos_and_offset
+        return tuple(islice((get(p, offset) for p in pos for form in morphy(lemma, p, True)
+                             for offset in index[form].get(p, [])), k))
 
     def _synonyms(self, word: str, pos: str) -> frozenset[str]:
         """Lemma names sharing a synset with `word` (adjectives also through similar_tos)."""
@@ -65,7 +85,7 @@ class WordNet:
         out: set[str] = set()
         poses = ("a", "s") if pos == "a" else (pos,)
         for p in poses:
-            for s in self.wn.synsets(_key(word), pos=p)[:4]:
+            for s in self.first_synsets(word, p, 4):
                 out.update(n.replace("_", " ").lower() for n in s.lemma_names())
                 if p in ("a", "s"):
                     for t in s.similar_tos():
@@ -73,13 +93,60 @@ class WordNet:
         out.discard(word)
         return frozenset(out)
 
+    def is_synonym(self, other: str, word: str, pos: str) -> bool:
+        """`other in self.synonyms(word, pos)`, without reading the similar synsets (for an adjective
+        they are most of what `synonyms` reads): their data-file offsets are matched against the
+        offsets the lemma index lists for `other` (the index lists every lemma of every synset)."""
+        if self.wn is None or other == word:
+            return False
+        mine = self._synonym_parts(word, pos)
+        if mine is None or "_" in other or other != other.lower():  # not the plain case: ask synonyms
+            return other in self.synonyms(word, pos)
+        names, similar = mine
+        if other in names:
+            return True
+        if not similar:
+            return False
+        found = self.wn._lemma_pos_offset_map.get(other.replace(" ", "_"))
+        return found is not None and not similar.isdisjoint([*found.get("a", ()), *found.get("s", ())])
+
+    def _synonym_parts(self, word: str, pos: str) -> tuple[frozenset[str], frozenset[int]] | None:
+        """What `_synonyms` reads, less the similar synsets themselves: the lemma names of the word's
+        first synsets, and the adjective-file offsets of the synsets similar to them (None when this
+        nltk reader does not keep pointers as `_synonyms` expects)."""
+        parts = self._parts.get((word, pos))
+        if parts is None:
+            if not isinstance(getattr(self.wn, "_lemma_pos_offset_map", None), dict):
+                return None
+            names: set[str] = set()
+            similar: set[int] = set()
+            for p in (("a", "s") if pos == "a" else (pos,)):
+                for s in self.first_synsets(word, p, 4):
+                    names.update(n.replace("_", " ").lower() for n in s.lemma_names())
+                    if p in ("a", "s"):
+                        pointers = getattr(s, "_pointers", None)
+                        if pointers is None or any(q not in ("a", "s") for q, _ in pointers.get("&", ())):
+                            return None
+                        similar.update(offset for _q, offset in pointers.get("&", ()))
+            parts = self._parts[word, pos] = (frozenset(names), frozenset(similar))
+        return parts
+
     def _ancestors(self, word: str) -> frozenset[str]:
-        """Synset names of every hypernym (and the word's own first synsets)."""
-        out: set[str] = set()
-        for s in self.noun_synsets(word)[:2]:
-            out.add(s.name())
-            out.update(h.name() for h in s.closure(lambda x: x.hypernyms() + x.instance_hypernyms(), depth=12))
-        return frozenset(out)
+        """Synset names of every hypernym up to ANCESTOR_DEPTH steps (and the word's own first synsets)."""
+        return frozenset().union(*(self._within(s, ANCESTOR_DEPTH) for s in self.noun_synsets(word)[:2]))
+
+    def _within(self, s, depth: int) -> frozenset[str]:
+        """Names of `s` and of the synsets at most `depth` hypernym steps above it (what
+        `s.closure(hypernyms + instance_hypernyms, depth)` reaches, plus `s`). Memoised per (synset,
+        depth): words share most of their ancestors, so each is walked once."""
+        key = (s.name(), depth)
+        up = self._up.get(key)
+        if up is None:
+            up = frozenset((key[0],))
+            if depth > 0:
+                up = up.union(*(self._within(h, depth - 1) for h in s.hypernyms() + s.instance_hypernyms()))
+            self._up[key] = up
+        return up
 
     def is_a_either_way(self, a: str, b: str) -> bool:
         """True when one noun names a kind of the other (dog / animal): replacing one by the other
@@ -113,7 +180,7 @@ class WordNet:
         out: dict[str, None] = {}
         poses = ("a", "s") if pos == "a" else (pos,)
         for p in poses:
-            for s in self.wn.synsets(_key(word), pos=p)[:3]:
+            for s in self.first_synsets(word, p, 3):
                 for lem in s.lemmas():
                     for ant in _ordered(lem.antonyms()):
                         out[ant.name().replace("_", " ").lower()] = None
