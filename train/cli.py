@@ -56,7 +56,7 @@ def run(
     clusters_per_batch: int | None = typer.Option(None, "--clusters-per-batch", help="Clusters per batch [4]."),
     positives: int | None = typer.Option(None, help="Positive texts per image; 0 = auto [0]."),
     negatives_per_sample: int | None = typer.Option(None, "--negatives-per-sample", help="KG negatives per image [2]."),
-    fair_lambda: float | None = typer.Option(None, "--fair-lambda", help="Association-bias penalty weight [0.1]."),
+    fair_lambda: float | None = typer.Option(None, "--fair-lambda", help="Association-bias penalty weight [10]."),
     lora_rank: int | None = typer.Option(None, "--lora-rank", help="LoRA rank; 0 = full fine-tuning [0]."),
     freeze_blocks: int | None = typer.Option(None, "--freeze-blocks", help="Frozen lower blocks per tower [0]."),
     precision: str | None = typer.Option(None, help="fp32 | bf16 | fp16 (AMP on GPU) [fp32]."),

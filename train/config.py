@@ -82,7 +82,7 @@ class TrainConfig:
     buffer_size: int = 512  # samples held for batching (cluster buffer / shuffle buffer)
     positives: int = 0  # texts per image that count as positive; 0 = auto (1, or 2 for fair-*)
     negatives_per_sample: int = 2  # KG hard negatives sampled per image per step
-    fair_lambda: float = 0.1  # weight of the association-bias penalty (fair-* losses only)
+    fair_lambda: float = 10.0  # weight of the association-bias penalty (fair-* losses only; docs/RESULTS.md)
     lora_rank: int = 0  # 0 = full fine-tuning
     lora_alpha: float = 0.0  # 0 = 2 * rank
     freeze_blocks: int = 0  # lower residual blocks of both towers left frozen

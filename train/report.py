@@ -114,19 +114,28 @@ def plot_curves(rows: dict[str, list[dict[str, Any]]], keys: Iterable[str], path
     cols = min(3, len(keys))
     nrows = math.ceil(len(keys) / cols)
     fig, axes = plt.subplots(nrows, cols, figsize=(4 * cols, 2.8 * nrows), squeeze=False)
+    # 10 colours x 3 line styles: every method keeps its own look when there are more than 10
+    colours, styles = plt.get_cmap("tab10").colors, ("-", "--", ":")
+    look = {m: (colours[i % 10], styles[(i // 10) % 3]) for i, m in enumerate(rows)}
     for ax, key in zip(axes.flat, keys, strict=False):
         for method, rs in rows.items():
             pts = [(r["step"], r[key]) for r in rs if key in r and isinstance(r[key], (int, float))]
             if pts:
-                ax.plot(*zip(*pts, strict=True), label=method, lw=1.2)
+                ax.plot(*zip(*pts, strict=True), label=method, lw=1.2, color=look[method][0], ls=look[method][1])
         ax.set_title(key, fontsize=9)
         ax.set_xlabel(xlabel, fontsize=8)
         ax.tick_params(labelsize=7)
     for ax in list(axes.flat)[len(keys):]:
         ax.axis("off")
-    axes.flat[0].legend(fontsize=7)
-    fig.suptitle(title, fontsize=10)
-    fig.tight_layout()
+    if len(rows) > 6:  # one legend for all panels, outside them
+        handles, labels = axes.flat[0].get_legend_handles_labels()
+        fig.legend(handles, labels, loc="lower center", ncol=min(7, len(rows)), fontsize=7)
+        fig.suptitle(title, fontsize=10)
+        fig.tight_layout(rect=(0, 0.03 + 0.025 * math.ceil(len(rows) / 7), 1, 1))
+    else:
+        axes.flat[0].legend(fontsize=7)
+        fig.suptitle(title, fontsize=10)
+        fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=90)
     plt.close(fig)
