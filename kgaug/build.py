@@ -30,7 +30,7 @@ import pyarrow.parquet as pq
 
 from kgaug import lexicon
 from kgaug.captions import Caption, caption_to_dict
-from kgaug.generate import SpillRecord, _blobs, generate_rows, write_spill
+from kgaug.generate import SpillRecord, generate_rows, spill_blobs, write_spill
 from kgaug.kg import KG
 from kgaug.negatives import TYPES, Generator
 from kgaug.progress import progress_bar
@@ -324,7 +324,7 @@ def _pass1_range(index: int) -> _RangeResult:
 
 def _spilled_names(path: Path) -> Iterator[list[str]]:
     """Object names (graph order) of each image in a spill file."""
-    for blob in _blobs(path):
+    for blob in spill_blobs(path):
         yield [o[1] for o in SpillRecord(*pickle.loads(blob)).graph[0]]
 
 

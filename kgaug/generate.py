@@ -48,7 +48,7 @@ def write_spill(f, rec: SpillRecord) -> None:
     f.write(blob)
 
 
-def _blobs(path: Path) -> Iterator[bytes]:
+def spill_blobs(path: Path) -> Iterator[bytes]:
     with open(path, "rb") as f:
         while True:
             head = f.read(_LEN.size)
@@ -122,7 +122,7 @@ def _work(blobs: list[bytes]) -> tuple[list[dict], Counter, Counter, Counter]:
 
 def _chunks(path: Path) -> Iterator[list[bytes]]:
     chunk: list[bytes] = []
-    for b in _blobs(path):
+    for b in spill_blobs(path):
         chunk.append(b)
         if len(chunk) >= CHUNK:
             yield chunk
@@ -135,7 +135,7 @@ def generate_rows(spill: Path, kg: KG, gen: Generator, cfg, report: Report, n: i
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
     workers = cfg.workers or (min(cores, 8) if n >= PARALLEL_MIN_ROWS else 1)
     if workers <= 1 or "fork" not in multiprocessing.get_all_start_methods():
-        for b in _blobs(spill):
+        for b in spill_blobs(spill):
             yield _row(b, kg, gen, cfg, report)
         return
     _STATE.update(kg=kg, gen=gen, cfg=cfg)
