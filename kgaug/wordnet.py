@@ -30,18 +30,39 @@ def _ordered(related: list) -> list:
     return sorted(related, key=repr)
 
 
+def load_english_reader():
+    """nltk's WordNet reader, found where `nltk.corpus.wordnet` looks (a `corpora/wordnet` folder or
+    zip on the nltk data path), without the multilingual (OMW) version map: nltk >= 3.9 builds that
+    map on every load by reading `index.sense` twice, about half of the load time, though it is only
+    used to read Open Multilingual Wordnet data. kgaug reads English WordNet only; everything else
+    (lemma index, exceptions, synsets) is nltk's own code."""
+    import warnings
+
+    import nltk
+    from nltk.corpus.reader.wordnet import WordNetCorpusReader
+
+    class EnglishWordNetReader(WordNetCorpusReader):
+        def map_wn(self, version="wordnet"):
+            return None
+
+    try:
+        root = nltk.data.find("corpora/wordnet")
+    except LookupError:
+        root = nltk.data.find("corpora/wordnet.zip/wordnet/")
+    with warnings.catch_warnings():  # "multilingual functions are not available": not used here
+        warnings.simplefilter("ignore")
+        return EnglishWordNetReader(root, None)
+
+
 class WordNet:
     def __init__(self, enabled: bool = True) -> None:
         self.enabled = enabled
         self.wn = None
         if enabled:
             try:
-                from nltk.corpus import wordnet as wn
-
-                wn.ensure_loaded()
+                self.wn = load_english_reader()
             except (LookupError, ImportError, OSError) as e:
                 raise WordNetMissing(f"{INSTALL_HINT} ({type(e).__name__})") from None
-            self.wn = wn
         # Per-instance caches (a second WordNet object must not see the first one's answers).
         self.noun_synsets = lru_cache(maxsize=1 << 16)(self._noun_synsets)
         self.synonyms = lru_cache(maxsize=1 << 16)(self._synonyms)
