@@ -197,3 +197,15 @@ def test_negatives_expand_slots_lazily_and_keep_the_most_plausible_of_each_slot(
                     continue
                 valid = [t[0] for t in pool if not any(ev.holds(f) for f in t[6])]
                 assert n.plausibility >= max(valid), (n, valid)
+
+
+def test_scene_graph_json_is_what_json_dumps_writes():
+    """The table's `scene_graph` column is written with orjson for speed: it must stay the bytes the
+    stdlib writes (readers may compare or hash it), for every code point and for a lone surrogate."""
+    from kgaug.scene_graph import compact_json
+
+    every = "".join(chr(c) for c in range(0x110000) if not 0xD800 <= c < 0xE000)
+    for value in ({"objects": [{"id": "1", "name": every, "box": [0, 1, 2, 3]}], "relations": [["1", "on", "2"]]},
+                  {"objects": [{"id": "2", "name": "bad \ud800 escape"}], "relations": []},
+                  {"n": 2 ** 70, "t": True, "z": None}):
+        assert compact_json(value) == json.dumps(value, separators=(",", ":"), ensure_ascii=False)
