@@ -30,7 +30,7 @@ import pyarrow.parquet as pq
 
 from kgaug import lexicon
 from kgaug.captions import Caption, caption_to_dict
-from kgaug.generate import SpillRecord, generate_rows, spill_blobs, write_spill
+from kgaug.generate import SpillRecord, generate_tables, spill_blobs, write_spill
 from kgaug.kg import KG
 from kgaug.negatives import TYPES, Generator
 from kgaug.progress import progress_bar
@@ -366,31 +366,40 @@ def _pass1_parallel(kg: KG, report: Report, spill: Path, bar, skips: list[Skip],
 
 
 class PartWriter:
-    """Rows -> part-NNNNN.parquet files of `rows_per_part` rows, written in row groups of
-    ROW_GROUP rows so memory does not grow with the part size."""
+    """Arrow tables (any number of rows each) -> part-NNNNN.parquet files of `rows_per_part` rows,
+    written in row groups of ROW_GROUP rows so memory does not grow with the part size. The row
+    groups are cut at the same rows however the input tables are sized, and each is written from
+    one contiguous table, so the file bytes do not depend on the chunking."""
 
     ROW_GROUP = 1024
 
     def __init__(self, folder: Path, rows_per_part: int) -> None:
         self.folder, self.rows_per_part = folder, rows_per_part
         self.part, self.in_part = 0, 0
-        self.buf: list[dict] = []
+        self.buf: list[pa.Table] = []
+        self.buffered = 0
         self.writer: pq.ParquetWriter | None = None
 
     def _flush(self) -> None:
         if self.writer is None:
             self.writer = pq.ParquetWriter(self.folder / PART_PATTERN.format(index=self.part), TABLE_SCHEMA)
-        self.writer.write_table(pa.Table.from_pylist(self.buf, schema=TABLE_SCHEMA))
-        self.buf = []
+        table = pa.concat_tables(self.buf).combine_chunks() if self.buf else TABLE_SCHEMA.empty_table()
+        self.writer.write_table(table)
+        self.buf, self.buffered = [], 0
 
-    def add(self, row: dict) -> None:
-        self.buf.append(row)
-        self.in_part += 1
-        if len(self.buf) >= self.ROW_GROUP or self.in_part >= self.rows_per_part:
-            self._flush()
-        if self.in_part >= self.rows_per_part:
-            self.writer.close()
-            self.writer, self.part, self.in_part = None, self.part + 1, 0
+    def add(self, table: pa.Table) -> None:
+        start = 0
+        while start < table.num_rows:
+            piece = table.slice(start, min(self.ROW_GROUP - self.buffered, self.rows_per_part - self.in_part))
+            start += piece.num_rows
+            self.buf.append(piece)
+            self.buffered += piece.num_rows
+            self.in_part += piece.num_rows
+            if self.buffered >= self.ROW_GROUP or self.in_part >= self.rows_per_part:
+                self._flush()
+            if self.in_part >= self.rows_per_part:
+                self.writer.close()
+                self.writer, self.part, self.in_part = None, self.part + 1, 0
 
     def close(self) -> None:
         if self.buf or (self.writer is None and self.part == 0):
@@ -436,9 +445,9 @@ def build(cfg: BuildConfig, console=None) -> Report:
         tmp_dir.mkdir()
         parts = PartWriter(tmp_dir, cfg.rows_per_part)
         with progress_bar("negatives", n, cfg.progress, console) as bar:
-            for row in generate_rows(spill, kg, gen, cfg, report, n):
-                parts.add(row)
-                bar.advance()
+            for table in generate_tables(spill, kg, gen, cfg, report, n):
+                parts.add(table)
+                bar.advance(table.num_rows)
         parts.close()
         final = out / TABLE_DIR
         shutil.rmtree(final, ignore_errors=True)
