@@ -49,9 +49,15 @@ def load_english_reader():
         root = nltk.data.find("corpora/wordnet")
     except LookupError:
         root = nltk.data.find("corpora/wordnet.zip/wordnet/")
-    with warnings.catch_warnings():  # "multilingual functions are not available": not used here
-        warnings.simplefilter("ignore")
-        return EnglishWordNetReader(root, None)
+    reader = _READERS.get(str(root))
+    if reader is None:  # loaded once per process and data folder, as nltk.corpus.wordnet is
+        with warnings.catch_warnings():  # "multilingual functions are not available": not used here
+            warnings.simplefilter("ignore")
+            reader = _READERS[str(root)] = EnglishWordNetReader(root, None)
+    return reader
+
+
+_READERS: dict[str, object] = {}
 
 
 class WordNet:
