@@ -140,6 +140,10 @@ def vg_bench(args: argparse.Namespace, work: Path) -> dict:
                                                        "generate": round(p2 / max(p2_auto, 1e-12), 2)}}
     steady_auto = p1_auto + p2_auto
     res["steady_ratio_vs_bare_auto_workers"] = round(bare_per_image / steady_auto, 3)
+    # The source side alone (pass 1: stream, normalise, count, spill) against the bare parse: what
+    # reading VG costs beyond parsing, without the per-image generation of pass 2.
+    res["pass1_ratio_vs_bare"] = {"1_worker": round(bare_per_image / p1, 3),
+                                  "auto_workers": round(bare_per_image / p1_auto, 3)}
     # Full VG = the WordNet run's fixed costs + 108k marginal images.
     fixed = max(0.0, ours_s - marginal * n_small) + wordnet_load
     res["fixed_startup_s"] = round(fixed, 2)
