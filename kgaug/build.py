@@ -195,6 +195,30 @@ class _Parser:
             yield rec, caps
 
 
+# name -> its surface form (`inflect_like`) if that carries sensitive tags, else None; singular and plural
+_TAGGED: tuple[dict[str, str | None], dict[str, str | None]] = ({}, {})
+_TAGGED_SIZE = 1 << 17  # names remembered (then it starts afresh)
+_UNSEEN = object()
+
+
+def _tagged_surfaces(objects: tuple) -> list[str]:
+    """The surface forms of these objects (`SceneGraph.to_tuples` form) that carry sensitive tags. A text
+    without tags adds nothing to `sensitive_tags`, and most object names have none: each name's answer is
+    remembered, so an image asks the lexicon only about what does carry tags."""
+    out = []
+    for o in objects:
+        memo = _TAGGED[1] if o[2] else _TAGGED[0]
+        s = memo.get(o[1], _UNSEEN)
+        if s is _UNSEEN:
+            if len(memo) >= _TAGGED_SIZE:
+                memo.clear()
+            s = lexicon.inflect_like(o[1], o[2])
+            s = memo[o[1]] = s if lexicon.sensitive_tags([s]) else None
+        if s is not None:
+            out.append(s)
+    return out
+
+
 def _emit(rec: Record, caps: list[Caption] | None, f, kg: KG, report: Report, prune: bool = True) -> bool:
     """Count one record into the KG and spill it (False: skipped, with its reason in the report)."""
     if caps is not None:
@@ -205,15 +229,16 @@ def _emit(rec: Record, caps: list[Caption] | None, f, kg: KG, report: Report, pr
         rec.captions = [c.text for c in caps]
     for p in rec.problems:
         report.problem(rec.key, p)
-    if rec.graph is None or (not rec.graph.objects and not rec.captions):
+    # The graph's `to_tuples` form is what is counted and spilled (a GraphBuilder's graph holds it as is).
+    graph = rec.graph.to_tuples() if rec.graph is not None else None
+    if graph is None or (not graph[0] and not rec.captions):
         report.skip(rec.key, "image without objects or captions")
         return False
     kg.add_graph(rec.graph, prune)
     words = sorted({w for c in rec.captions for w in lexicon.clean(c).split(" ")}) if caps else []
-    tags = lexicon.sensitive_tags(rec.captions + [lexicon.inflect_like(o.name, o.plural)
-                                                  for o in rec.graph.objects])
+    tags = lexicon.sensitive_tags(rec.captions + _tagged_surfaces(graph[0]))
     tags.update(rec.sensitive)
-    write_spill(f, SpillRecord(rec.key, rec.source, rec.image, rec.captions, rec.graph.to_tuples(),
+    write_spill(f, SpillRecord(rec.key, rec.source, rec.image, rec.captions, graph,
                                [caption_to_dict(c) for c in caps or []], words, tags, rec.license))
     report.counts["images"] += 1
     return True

@@ -224,6 +224,11 @@ def _needs_more(r: _Buffer, e: json.JSONDecodeError) -> bool:
 
 def _decode(dec: json.JSONDecoder, r: _Buffer):
     r.item_start = r.offset
+    if len(r.buf) - r.pos < r.chunk >> 2:
+        # Less than a quarter chunk left: read on before decoding, as an item likely runs past the buffer
+        # and decoding one that does fails, a failure that costs more than the read (JSONDecodeError
+        # counts the lines of the whole buffer before it).
+        r.more()
     while True:
         try:
             item, end = dec.raw_decode(r.buf, r.pos)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import operator
 from collections import Counter
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -29,10 +30,19 @@ COOC_CAP = 1_000_000  # distinct pairs kept in memory; beyond it, pairs seen onc
 WORDNET_VOCAB = 1000  # most frequent objects/attributes that get WordNet edges in the saved graph
 MAX_OBJECT_CANDIDATES = 30
 PAIR_MEMO_SIZE = 1 << 20  # sameness answers pass 2 keeps per kind (then it starts afresh)
+_ID, _NAME, _SECOND = operator.itemgetter(0), operator.itemgetter(1), operator.itemgetter(1)  # of to_tuples objects; of pairs
 
 
 def _sat(c: float, k: float = 2.0) -> float:
     return c / (c + k)
+
+
+def _add_counts(counter: Counter, more: Counter) -> None:
+    """`counter.update(more)` (values added; new keys after the old, in `more`'s order) in C-level loops:
+    Counter.update adds a mapping key by key in Python."""
+    keys = list(more)
+    totals = list(map(operator.add, map(counter.get, keys, itertools.repeat(0)), more.values()))
+    dict.update(counter, zip(keys, totals))
 
 
 class PairMemo:
@@ -184,21 +194,22 @@ class KG:
         never drops rare co-occurrence pairs: the merge does, where the sequential count would."""
         if self._p_att or self._cands or self._cooc_adj is not None:
             self._forget()
-        objects = g.objects
-        names = {o.id: o.name for o in objects}
-        self.obj.update([o.name for o in objects])  # one C-level count per counter and image
-        obj_att = [(o.name, a) for o in objects for a in o.attributes]
+        objects, relations = g.to_tuples()  # a GraphBuilder's graph holds this form: nothing is made
+        obj_names = list(map(_NAME, objects))
+        self.obj.update(obj_names)  # one C-level counting loop per counter and image
+        obj_att = [(o[1], a) for o in objects if o[5] for a in o[5]]
         if obj_att:
-            self.att.update([a for _, a in obj_att])
+            self.att.update(map(_SECOND, obj_att))
             self.obj_att.update(obj_att)
-        if g.relations:
+        names = dict(zip(map(_ID, objects), obj_names))
+        if relations:
             subj_pred, pred_obj = [], []
-            for r in g.relations:
-                s, o = names.get(r.subject), names.get(r.object)
+            for s, p, o in relations:
+                s, o = names.get(s), names.get(o)
                 if s is not None and o is not None:
-                    subj_pred.append((s, r.predicate))
-                    pred_obj.append((r.predicate, o))
-            self.pred.update([p for _, p in subj_pred])
+                    subj_pred.append((s, p))
+                    pred_obj.append((p, o))
+            self.pred.update(map(_SECOND, subj_pred))
             self.subj_pred.update(subj_pred)
             self.pred_obj.update(pred_obj)
         self._count_cooc(list(names.values()), prune)
@@ -223,14 +234,14 @@ class KG:
             self._forget()
         for name in CORPUS_COUNTERS:
             if name != "cooc":
-                getattr(self, name).update(counts[name])
+                _add_counts(getattr(self, name), counts[name])
         cooc = counts["cooc"]
         if len(self.cooc) + len(cooc) > COOC_CAP and \
                 len(self.cooc) + sum(1 for k in cooc if k not in self.cooc) > COOC_CAP:
             for names in images():  # the cap is crossed inside the range: prune where counting here would
                 self._count_cooc(names)
         else:
-            self.cooc.update(cooc)
+            _add_counts(self.cooc, cooc)
 
     # -- ConceptNet -----------------------------------------------------------------------------
     def add_conceptnet(self, path: Path) -> None:

@@ -121,43 +121,144 @@ def object_name(raw: str) -> tuple[str, bool]:
     return lexicon.singular(lexicon.clean(raw))
 
 
+# Pass 1 normalises every object name, attribute and predicate of the corpus, and VG repeats the same
+# few thousand raw strings endlessly: the answers (pure functions of the string) are kept in plain
+# dicts, cheaper to ask than the lexicon's lru caches. Bounded: past MEMO_SIZE entries a memo starts afresh.
+MEMO_SIZE = 1 << 17
+_NAME_FORMS: dict[str, tuple[str, str, bool]] = {}  # raw name -> (cleaned, singular, was plural)
+_CLEANED: dict[str, str] = {}  # raw attribute -> cleaned
+_PREDICATES: dict[str, str] = {}  # raw predicate -> canonical ('' when meaningless)
+
+
+def _name_forms(raw: str) -> tuple[str, str, bool]:
+    """(cleaned, singular, was plural) of a raw object name ('' cleaned: no usable name)."""
+    forms = _NAME_FORMS.get(raw)
+    if forms is None:
+        cleaned = lexicon.clean(raw)
+        forms = (cleaned, *lexicon.singular(cleaned)) if cleaned else ("", "", False)
+        if len(_NAME_FORMS) >= MEMO_SIZE:
+            _NAME_FORMS.clear()
+        _NAME_FORMS[raw] = forms
+    return forms
+
+
+def _cleaned(raw: str) -> str:
+    """`lexicon.clean`, memoised in a plain dict."""
+    x = _CLEANED.get(raw)
+    if x is None:
+        x = lexicon.clean(raw)
+        if len(_CLEANED) >= MEMO_SIZE:
+            _CLEANED.clear()
+        _CLEANED[raw] = x
+    return x
+
+
+def _predicate(raw: str) -> str:
+    """`lexicon.predicate`, memoised in a plain dict."""
+    p = _PREDICATES.get(raw)
+    if p is None:
+        p = lexicon.predicate(raw)
+        if len(_PREDICATES) >= MEMO_SIZE:
+            _PREDICATES.clear()
+        _PREDICATES[raw] = p
+    return p
+
+
+def _strings(xs) -> list[str]:
+    """A new list of the strings among `xs` (VG's synsets lists: usually one string)."""
+    if type(xs) is list and len(xs) == 1 and type(xs[0]) is str:
+        return [xs[0]]  # the usual case, without building a comprehension
+    return [s for s in xs if isinstance(s, str)] if xs else []
+
+
+class PackedGraph(SceneGraph):
+    """A SceneGraph held in its `to_tuples` form, as GraphBuilder makes it: pass 1 counts and spills that
+    form as is, so the Obj and Rel objects (most of the cost of building a graph) are only made if
+    `objects` or `relations` is read, once (objects a builder adds after that are not seen). Equal to the
+    SceneGraph with the same objects and relations."""
+
+    def __init__(self, objects: list[tuple], relations: list[tuple[str, str, str]], rel_synsets: list) -> None:
+        # No SceneGraph.__init__: `objects` and `relations` are made on first read (`__getattr__`).
+        self.packed_objects = objects  # Obj fields in Obj(*t) order, as `to_tuples` gives them
+        self.packed_relations = relations  # (subject, predicate, object)
+        self._rel_synsets = rel_synsets  # each relation's synsets (not in the `to_tuples` form), unfiltered
+
+    def __getattr__(self, name: str):
+        if name == "objects":
+            self.objects = [Obj(*t) for t in self.packed_objects]
+            return self.objects
+        if name == "relations":
+            self.relations = [Rel(s, p, o, _strings(syn))
+                              for (s, p, o), syn in zip(self.packed_relations, self._rel_synsets, strict=True)]
+            return self.relations
+        raise AttributeError(name)
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, SceneGraph):
+            return NotImplemented
+        return (self.objects, self.relations) == (other.objects, other.relations)
+
+    __hash__ = None  # as SceneGraph's
+
+    def to_tuples(self) -> tuple:
+        if "objects" in self.__dict__ or "relations" in self.__dict__:  # made, perhaps changed since
+            return super().to_tuples()
+        return tuple(self.packed_objects), tuple(self.packed_relations)
+
+
 class GraphBuilder:
-    """Builds a SceneGraph while dropping (and naming) what cannot be kept."""
+    """Builds a SceneGraph while dropping (and naming) what cannot be kept. Objects are kept as the tuples
+    of `to_tuples` (id, name, plural, names, synsets, attributes, box) and the graph is a PackedGraph."""
 
     def __init__(self) -> None:
-        self.graph = SceneGraph()
-        self.ids: dict[str, Obj] = {}  # object id -> object (read by readers: `oid in b.ids`)
+        self._objects: list[tuple] = []
+        self._relations: list[tuple[str, str, str]] = []
+        self._rel_synsets: list = []
+        self.graph: SceneGraph = PackedGraph(self._objects, self._relations, self._rel_synsets)
+        self.ids: dict[str, tuple] = {}  # object id -> packed object (read by readers: `oid in b.ids`)
         self._rels: set[tuple[str, str, str]] = set()
         self.problems: list[str] = []
 
     def add_object(self, oid: str, names: list[str], synsets: list[str] | None = None,
-                   attributes: list[str] | None = None, box=None) -> Obj | None:
+                   attributes: list[str] | None = None, box=None) -> tuple | None:
+        """Add an object (or more attributes to the one of this id); its packed tuple, None if dropped."""
         obj = self.ids.get(oid)
         if obj is not None:
             if attributes:
                 self.add_attributes(oid, attributes)
             return obj
-        clean = lexicon.clean
         if len(names) == 1:  # the usual case: one surface name
             x = names[0]
-            x = clean(x) if isinstance(x, str) else ""
-            cleaned = [x] if x else []
+            if isinstance(x, str):
+                first, name, plural = _NAME_FORMS.get(x) or _name_forms(x)
+            else:
+                first = ""
+            if not first:
+                self.problems.append("object with empty names")
+                return None
+            cleaned = [first]
         else:
             cleaned = []
             for x in names:
                 if isinstance(x, str):
-                    x = clean(x)
+                    x = _cleaned(x)
                     if x and x not in cleaned:
                         cleaned.append(x)
-        if not cleaned:
-            self.problems.append("object with empty names")
-            return None
-        name, plural = lexicon.singular(cleaned[0])
-        obj = Obj(oid, name, plural, cleaned, [s for s in synsets if isinstance(s, str)] if synsets else [], [], box)
-        self.ids[oid] = obj
-        self.graph.objects.append(obj)
+            if not cleaned:
+                self.problems.append("object with empty names")
+                return None
+            name, plural = lexicon.singular(cleaned[0])
+        if not synsets:
+            synsets = []
+        elif type(synsets) is list and len(synsets) == 1 and type(synsets[0]) is str:
+            synsets = [synsets[0]]  # VG's usual one synset: `_strings` without its call
+        else:
+            synsets = _strings(synsets)
+        have: list[str] = []
+        obj = self.ids[oid] = (oid, name, plural, cleaned, synsets, have, box)
+        self._objects.append(obj)
         if attributes:
-            self._attributes(obj, attributes)
+            self._attributes(have, name, attributes)
         return obj
 
     def add_attributes(self, oid: str, attributes: list[str]) -> None:
@@ -165,16 +266,19 @@ class GraphBuilder:
         if obj is None:
             self.problems.append("attribute for unknown object id")
             return
-        self._attributes(obj, attributes)
+        self._attributes(obj[5], obj[1], attributes)
 
     @staticmethod
-    def _attributes(obj: Obj, attributes: list[str]) -> None:
-        clean = lexicon.clean
-        have, name = obj.attributes, obj.name
+    def _attributes(have: list[str], name: str, attributes: list[str]) -> None:
+        """Add the cleaned attributes to an object's `have`: new ones, not its own name."""
+        memo = _CLEANED
         for a in attributes:
-            a = clean(a) if isinstance(a, str) else ""
-            if a and a not in have and a != name:
-                have.append(a)
+            if isinstance(a, str):
+                c = memo.get(a)
+                if c is None:
+                    c = _cleaned(a)
+                if c and c not in have and c != name:
+                    have.append(c)
 
     def has(self, oid: str) -> bool:
         return oid in self.ids
@@ -184,7 +288,7 @@ class GraphBuilder:
         if subj not in ids or obj not in ids:
             self.problems.append("relation to unknown object id")
             return False
-        p = lexicon.predicate(pred) if isinstance(pred, str) else ""
+        p = (_PREDICATES.get(pred) or _predicate(pred)) if isinstance(pred, str) else ""
         if not p:
             self.problems.append("empty or meaningless predicate")
             return False
@@ -195,5 +299,8 @@ class GraphBuilder:
         if key in self._rels:  # VG repeats some relationships verbatim
             return True
         self._rels.add(key)
-        self.graph.relations.append(Rel(subj, p, obj, [s for s in synsets if isinstance(s, str)] if synsets else []))
+        if type(synsets) is not list:  # a list is kept as given: filtered if the Rel is ever made (`PackedGraph`)
+            synsets = _strings(synsets) if synsets else []
+        self._relations.append(key)
+        self._rel_synsets.append(synsets)
         return True

@@ -86,6 +86,12 @@ class _Aligned:
 
 def _box(o: dict):
     try:
+        x, y, w, h = o["x"], o["y"], o["w"], o["h"]
+    except KeyError:
+        x = None  # the general case below says what a missing field gives
+    if type(x) is int and type(y) is int and type(w) is int and type(h) is int:  # VG's usual box: as is
+        return x, y, w, h
+    try:
         return int(o["x"]), int(o["y"]), int(o["w"]), int(o["h"])
     except (KeyError, TypeError, ValueError):
         return None
@@ -120,13 +126,21 @@ def _end(b: GraphBuilder, alias: dict[str, str], r: dict, side: str, side_id: st
 def _graph(image_id, objects, attributes, relationships, problems: list[str]):
     b = GraphBuilder()
     alias: dict[str, str] = {}
+    # Objects by their raw int id: most relationships (`subject_id`/`object_id` ints, no merged ids, no
+    # embedded objects) find their ends here, without converting and hashing the id again (`_end`).
+    by_int: dict[int, tuple] = {}  # raw id -> the builder's packed object (its id first)
     add_object, ids = b.add_object, b.ids
     for o in objects if isinstance(objects, list) else []:
         if not isinstance(o, dict) or "object_id" not in o:
             problems.append("object record without object_id")
             continue
-        oid = str(o["object_id"])
-        add_object(oid, _names(o), o.get("synsets"), o.get("attributes"), _box(o))
+        raw = o["object_id"]
+        oid = str(raw)
+        names = o.get("names")
+        obj = add_object(oid, names if isinstance(names, list) else _names(o), o.get("synsets"),
+                         o.get("attributes"), _box(o))
+        if obj is not None and type(raw) is int:
+            by_int[raw] = obj
         merged = o.get("merged_object_ids")
         if merged:
             for m in merged:
@@ -139,11 +153,18 @@ def _graph(image_id, objects, attributes, relationships, problems: list[str]):
             b.add_attributes(oid, a.get("attributes") or [])
         else:
             add_object(oid, _names(a), a.get("synsets"), a.get("attributes"), _box(a))
-    add_relation = b.add_relation
+    add_relation, plain = b.add_relation, not alias
     for r in relationships if isinstance(relationships, list) else []:
         if not isinstance(r, dict):
             problems.append("relationship record is not an object")
             continue
+        if plain and "subject" not in r and "object" not in r:
+            s, t = r.get("subject_id"), r.get("object_id")
+            subj = by_int.get(s) if type(s) is int else None
+            obj = by_int.get(t) if type(t) is int else None
+            if subj is not None and obj is not None:  # what `_end` gives for both, without its work
+                add_relation(subj[0], r.get("predicate", ""), obj[0], r.get("synsets"))
+                continue
         add_relation(_end(b, alias, r, "subject", "subject_id"), r.get("predicate", ""),
                      _end(b, alias, r, "object", "object_id"), r.get("synsets"))
     problems.extend(b.problems)
@@ -216,7 +237,8 @@ def read_vg(vg_dir: Path, images: Path | None, source: str = "vg", sensitive: di
         if max_region_captions and (vg_dir / "region_descriptions.json").exists() else None
 
     for rec in primary:
-        yield from _drain(skips)
+        if skips:
+            yield from _drain(skips)
         yield _record(rec, pname, source, index, images, sensitive, attrs, rels, regions, max_region_captions)
     yield from _drain(skips)
 
@@ -295,7 +317,8 @@ def read_part(plan: PartPlan, part: Part) -> Iterator[Record | Skip]:
     """The records and skips of one range (positions in skips relative to the range: `RelativeWhere`)."""
     skips: list[Skip] = []
     for rec in _stream(plan.path, skips, part):
-        yield from _drain(skips)
+        if skips:
+            yield from _drain(skips)
         yield _record(rec, plan.path.name, plan.source, plan.index, plan.images, plan.sensitive, None, None, None, 0)
     yield from _drain(skips)
 
