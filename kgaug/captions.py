@@ -105,6 +105,7 @@ class _Writer:
 _determiner = lru_cache(maxsize=1 << 16)(lexicon.determiner)  # pure: same words, same determiner
 
 
+@lru_cache(maxsize=1 << 16)
 def describable(a: str) -> bool:
     """An attribute that can stand before a noun ('a red car', not 'a here car')."""
     if a in lexicon.attribute_category():

@@ -8,6 +8,8 @@ image. The sameness tests themselves are memoised by the KG (they do not depend 
 
 from __future__ import annotations
 
+from collections import defaultdict
+
 from kgaug import lexicon
 from kgaug.kg import KG
 from kgaug.scene_graph import SceneGraph, parse_fact
@@ -57,23 +59,15 @@ class Evidence:
         """`relations` by subject and by object name (a relation may be listed twice: read as a set)."""
         if self._rels_of is None:
             ids = {o.id: o.name for o in self.graph.objects}
-            by_name: dict[str, list[tuple[str, str, str]]] = {}
+            by_name: defaultdict[str, list[tuple[str, str, str]]] = defaultdict(list)
             for r in self.graph.relations:
                 s, o = ids.get(r.subject), ids.get(r.object)
                 if s is None or o is None:
                     continue
                 t = (r.predicate, s, o)
-                have = by_name.get(s)
-                if have is None:
-                    by_name[s] = [t]
-                else:
-                    have.append(t)
+                by_name[s].append(t)
                 if o != s:
-                    have = by_name.get(o)
-                    if have is None:
-                        by_name[o] = [t]
-                    else:
-                        have.append(t)
+                    by_name[o].append(t)
             self._rels_of = by_name
         return self._rels_of
 
@@ -89,7 +83,10 @@ class Evidence:
         return found
 
     def has_object(self, name: str) -> bool:
-        return bool(self.matching_objects(name)) or name in self.words or lexicon.plural(name) in self.words
+        if self.matching_objects(name):
+            return True
+        words = self.words
+        return bool(words) and (name in words or lexicon.plural(name) in words)
 
     def has_attribute(self, att: str, name: str) -> bool:
         ok = self._att_ok.get((att, name))
@@ -107,14 +104,18 @@ class Evidence:
         ants = lexicon.relation_antonyms().get(pred, ())
         same = self.kg.same_predicate
         rels_of = self._relations_by_name()
-        near = {t for n in ss for t in rels_of.get(n, ())}
-        for p, s, o in near:
-            forward = s in ss and o in oo
-            backward = s in oo and o in ss
-            if forward and same(pred, p):
-                return True
-            if backward and (sym and same(pred, p) or any(same(a, p) for a in ants)):
-                return True
+        for n in ss:  # relations naming a match of `subj`, either way round (some come twice: same answer)
+            for p, s, o in rels_of.get(n, ()):
+                forward = s in ss and o in oo
+                backward = s in oo and o in ss
+                if forward and same(pred, p):
+                    return True
+                if backward:
+                    if sym and same(pred, p):
+                        return True
+                    for a in ants:
+                        if same(a, p):
+                            return True
         return False
 
     def holds(self, fact: str) -> bool:

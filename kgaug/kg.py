@@ -163,6 +163,7 @@ class KG:
         self.cooc_prunes = 0
         self.conceptnet_skipped: Counter = Counter()
         self._cands: dict[tuple[str, str], tuple[str, ...]] = {}
+        self._firsts: dict[tuple[str, str, int | None], tuple[str, ...]] = {}  # (kind, word, limit) -> `_cands` answer
         self._cooc_adj: dict[str, list[str]] | None = None
         self._att_adj: dict[str, list[str]] | None = None
         self._describable: dict[str, bool] = {}
@@ -183,7 +184,7 @@ class KG:
         self._same_pred = PairMemo()
 
     def _forget(self) -> None:
-        for memo in (self._p_att, self._p_rel, self._pools, self._editable, self._cands, self._met,
+        for memo in (self._p_att, self._p_rel, self._pools, self._editable, self._cands, self._firsts, self._met,
                      self._same_att, self._same_pred):
             memo.clear()
         self._cooc_adj = self._att_adj = self._frequent = None
@@ -382,7 +383,11 @@ class KG:
 
     def same_attribute(self, a: str, b: str) -> bool:
         """Same word, a synonym of the other (lexicon, WordNet, ConceptNet), or one VG synset."""
-        return self._same_attribute_by_a(a, b) or self._same_attribute_by_b(a, b)
+        row = self._same_att.row(a)  # the answers `same_attribute_any` keeps
+        v = row.get(b)
+        if v is None:
+            v = self._same_att.put(row, b, self._same_attribute_by_a(a, b) or self._same_attribute_by_b(a, b))
+        return v
 
     def _same_attribute_by_a(self, a: str, b: str) -> bool:
         """The part of `same_attribute` that reads only `a`'s synonyms: same word, `b` a synonym of
@@ -429,6 +434,9 @@ class KG:
     def object_candidates(self, o: str, limit: int = MAX_OBJECT_CANDIDATES) -> tuple[str, ...]:
         """Up to `limit` objects that may replace `o` (never one `same_object` as it). The sameness
         test reads WordNet ancestors, so it runs only as far down the list as a caller asks."""
+        first = self._firsts.get(("obj", o, limit))
+        if first is not None:
+            return first
         key = ("obj", o)
         found = self._cands.get(key)
         if found is None:
@@ -448,7 +456,8 @@ class KG:
                         cands[c] = None
             found = self._cands[key] = Kept([c for c in cands if c != o and not lexicon.is_not_object(c)],
                                             lambda c: not self.same_object(o, c), MAX_OBJECT_CANDIDATES)
-        return found.first(limit)
+        first = self._firsts["obj", o, limit] = found.first(limit)
+        return first
 
     def _cooc_neighbours(self) -> dict[str, list[str]]:
         if self._cooc_adj is None:
@@ -495,6 +504,9 @@ class KG:
     def attribute_candidates(self, a: str, limit: int | None = None) -> tuple[str, ...]:
         """Attributes that may replace `a` (never one `same_attribute` as it), the first `limit` of
         them: the sameness test reads WordNet synonyms, so it runs only as far as asked."""
+        first = self._firsts.get(("att", a, limit))
+        if first is not None:
+            return first
         key = ("att", a)
         found = self._cands.get(key)
         if found is None:
@@ -508,7 +520,8 @@ class KG:
                 for c in lexicon.load("attributes")["categories"][cat]:
                     cands[c] = None
             found = self._cands[key] = Kept(list(cands), lambda c: not self.same_attribute(a, c))
-        return found.first(limit)
+        first = self._firsts["att", a, limit] = found.first(limit)
+        return first
 
     def predicate_candidates(self, p: str) -> tuple[str, ...]:
         key = ("pred", p)
@@ -540,7 +553,8 @@ class KG:
     def plausibility_att(self, o: str, a: str) -> float:
         v = self._p_att.get((o, a))
         if v is None:
-            v = 0.7 * _sat(self.obj_att[o, a]) + 0.2 * _sat(self.att[a], 10)
+            # (.get: a Counter answers a missing key through a Python-level __missing__; also 0)
+            v = 0.7 * _sat(self.obj_att.get((o, a), 0)) + 0.2 * _sat(self.att.get(a, 0), 10)
             if a in self._cn(o, ("cn:HasProperty",)):
                 v += 0.3
             v = self._p_att[o, a] = min(1.0, v)
@@ -549,7 +563,8 @@ class KG:
     def plausibility_rel(self, s: str, p: str, o: str) -> float:
         v = self._p_rel.get((s, p, o))
         if v is None:
-            v = 0.4 * _sat(self.subj_pred[s, p]) + 0.4 * _sat(self.pred_obj[p, o]) + 0.2 * _sat(self.pred[p], 10)
+            v = (0.4 * _sat(self.subj_pred.get((s, p), 0)) + 0.4 * _sat(self.pred_obj.get((p, o), 0))
+                 + 0.2 * _sat(self.pred.get(p, 0), 10))
             if p in ("on", "in", "on top of", "inside") and o in self._cn(s, ("cn:AtLocation",)):
                 v += 0.3
             v = self._p_rel[s, p, o] = min(1.0, v)
@@ -557,14 +572,14 @@ class KG:
 
     def plausibility_cooc(self, o: str, others: list[str]) -> float:
         if not others:
-            return 0.5 * _sat(self.obj[o], 10)
+            return 0.5 * _sat(self.obj.get(o, 0), 10)
         cooc = self.cooc  # keys are sorted pairs
         best = 0
         for x in others:
             n = cooc.get((o, x) if o < x else (x, o), 0)
             if n > best:
                 best = n
-        return min(1.0, 0.7 * _sat(best) + 0.3 * _sat(self.obj[o], 10))
+        return min(1.0, 0.7 * _sat(best) + 0.3 * _sat(self.obj.get(o, 0), 10))
 
     # -- graph and persistence ------------------------------------------------------------------
     def finalize(self) -> nx.DiGraph:

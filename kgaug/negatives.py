@@ -126,12 +126,13 @@ class Generator:
     # soon as enough valid negatives are found, so most slots are never scored or validated.
     def replace_att_slots(self, c: Caption) -> list[tuple]:
         kg = self.kg
+        category = lexicon.attribute_category()
         out = []
         for np in c.nps:
             if not np.atts:
                 continue
             for a, span in np.atts:
-                if kg.editable_category(np.name, kg.attribute_category(a)) and kg.attribute_candidates(a, 1):
+                if kg.editable_category(np.name, category.get(a)) and kg.attribute_candidates(a, 1):
                     out.append((c, np, a, span))
         return out
 
@@ -188,12 +189,13 @@ class Generator:
 
     def swap_att(self, c: Caption, i: int, k: int) -> list[tuple]:
         a, b = c.nps[i], c.nps[k]
-        # Only attributes of a known category: swapping noun modifiers ("toilet seat") is no swap_att.
-        xa = [t for t in a.atts if self.kg.attribute_category(t[0]) not in (None, "count")]
-        yb = [t for t in b.atts if self.kg.attribute_category(t[0]) not in (None, "count")]
-        if not xa or not yb:
+        if not a.atts or not b.atts:
             return []
-        (x, xs), (y, ys) = xa[0], yb[0]
+        # Only attributes of a known category: swapping noun modifiers ("toilet seat") is no swap_att.
+        xa, yb = _first_categorised(a.atts), _first_categorised(b.atts)
+        if xa is None or yb is None:
+            return []
+        (x, xs), (y, ys) = xa, yb
         if self.kg.same_attribute(x, y) or x in {t for t, _ in b.atts} or y in {t for t, _ in a.atts}:
             return []
         new = (attribute_fact(y, a.name), attribute_fact(x, b.name))
@@ -201,16 +203,17 @@ class Generator:
         return [(p, c, [(xs, y), (ys, x)], x, y, attribute_fact(x, a.name), new, None)]
 
     def swap_obj_slots(self, c: Caption) -> list[tuple]:
-        # Without attributes this is reverse_rel; a number change breaks agreement.
+        # Without attributes this is reverse_rel; a number change breaks agreement. (`_pairs`, filtered
+        # as they are listed.)
         nps = c.nps
-        return [(c, i, k) for c, i, k in self._pairs(c)
-                if nps[i].plural == nps[k].plural and (nps[i].atts or nps[k].atts)]
+        return [(c, i, k) for i, a in enumerate(nps) for k in range(i + 1, len(nps))
+                if a.name != nps[k].name and a.plural == nps[k].plural and (a.atts or nps[k].atts)]
 
     def swap_obj(self, c: Caption, i: int, k: int) -> list[tuple]:
         a, b = c.nps[i], c.nps[k]
         new = [attribute_fact(t, b.name) for t, _ in a.atts] + [attribute_fact(t, a.name) for t, _ in b.atts]
         for r in c.rels:
-            if {r.subj, r.obj} == {i, k}:
+            if (r.subj == i and r.obj == k) or (r.subj == k and r.obj == i):
                 s, o = (b.name, a.name) if r.subj == i else (a.name, b.name)
                 new.append(relation_fact(r.pred, s, o))
         fact = attribute_fact(a.atts[0][0], a.name) if a.atts else attribute_fact(b.atts[0][0], b.name)
@@ -291,7 +294,8 @@ class Generator:
         for kind in TYPES:
             list_slots, expand = getattr(self, kind + "_slots"), getattr(self, kind)
             slots = [s for c in captions for s in list_slots(c)]
-            rng.shuffle(slots)
+            if len(slots) > 1:  # (shuffling fewer draws nothing from the rng)
+                rng.shuffle(slots)
             kept: set[str] = set()
             pools: list[list[tuple]] = []
             seen_any = False
@@ -332,6 +336,15 @@ class Generator:
             out.append(Negative(kind, text, frm, to, fact, plaus, c.text, new_facts, check))
             break
         return len(kept) >= self.per_type
+
+
+def _first_categorised(atts: list[tuple[str, Span]]) -> tuple[str, Span] | None:
+    """The first (attribute, span) of a known category other than a count."""
+    category = lexicon.attribute_category()
+    for t in atts:
+        if category.get(t[0]) not in (None, "count"):
+            return t
+    return None
 
 
 @lru_cache(maxsize=1 << 14)

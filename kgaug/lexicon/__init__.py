@@ -121,6 +121,7 @@ def is_quantifier(word: str) -> bool:
     return word in _nouns()["quantifiers"]
 
 
+@lru_cache(maxsize=1 << 16)
 def is_not_object(word: str) -> bool:
     return word in _nouns()["not_objects"]
 
@@ -199,16 +200,20 @@ def _counts() -> frozenset[str]:
 _ARTICLE = re.compile(r"\b([Aa]n?) (?=([A-Za-z]+))")
 
 
+def _article_repl(m: re.Match[str]) -> str:
+    new = article(m.group(2))
+    if m.group(1)[0] == "A":
+        new = new.capitalize()
+    return new + " "
+
+
 def fix_articles(text: str) -> str:
     """Re-inflect every a/an for the word that now follows it (after an edit changed that word)."""
-
-    def repl(m: re.Match[str]) -> str:
-        new = article(m.group(2))
-        if m.group(1)[0] == "A":
-            new = new.capitalize()
-        return new + " "
-
-    return _ARTICLE.sub(repl, text)
+    # Most texts need no change: finding that out costs no match objects and no new string.
+    for art, word in _ARTICLE.findall(text):
+        if article(word) != art.lower():
+            return _ARTICLE.sub(_article_repl, text)
+    return text
 
 
 _VOWELS = set("aeiou")
@@ -226,6 +231,7 @@ def gerund(verb: str) -> str:
     return verb + "ing"
 
 
+@lru_cache(maxsize=1 << 16)
 def display_predicate(pred: str) -> str:
     """How a canonical predicate reads between two noun phrases ('has' -> 'with')."""
     return load("relations")["display"].get(pred, pred)
