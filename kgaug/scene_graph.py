@@ -130,38 +130,35 @@ _CLEANED: dict[str, str] = {}  # raw attribute -> cleaned
 _PREDICATES: dict[str, str] = {}  # raw predicate -> canonical ('' when meaningless)
 
 
+def _remembered(memo: dict, answer, raw: str):
+    """`answer(raw)`, kept in `memo` (emptied when it holds MEMO_SIZE answers)."""
+    x = memo.get(raw)
+    if x is None:
+        x = answer(raw)
+        if len(memo) >= MEMO_SIZE:
+            memo.clear()
+        memo[raw] = x
+    return x
+
+
+def _forms(raw: str) -> tuple[str, str, bool]:
+    cleaned = lexicon.clean(raw)
+    return (cleaned, *lexicon.singular(cleaned)) if cleaned else ("", "", False)
+
+
 def _name_forms(raw: str) -> tuple[str, str, bool]:
     """(cleaned, singular, was plural) of a raw object name ('' cleaned: no usable name)."""
-    forms = _NAME_FORMS.get(raw)
-    if forms is None:
-        cleaned = lexicon.clean(raw)
-        forms = (cleaned, *lexicon.singular(cleaned)) if cleaned else ("", "", False)
-        if len(_NAME_FORMS) >= MEMO_SIZE:
-            _NAME_FORMS.clear()
-        _NAME_FORMS[raw] = forms
-    return forms
+    return _remembered(_NAME_FORMS, _forms, raw)
 
 
 def _cleaned(raw: str) -> str:
     """`lexicon.clean`, memoised in a plain dict."""
-    x = _CLEANED.get(raw)
-    if x is None:
-        x = lexicon.clean(raw)
-        if len(_CLEANED) >= MEMO_SIZE:
-            _CLEANED.clear()
-        _CLEANED[raw] = x
-    return x
+    return _remembered(_CLEANED, lexicon.clean, raw)
 
 
 def _predicate(raw: str) -> str:
     """`lexicon.predicate`, memoised in a plain dict."""
-    p = _PREDICATES.get(raw)
-    if p is None:
-        p = lexicon.predicate(raw)
-        if len(_PREDICATES) >= MEMO_SIZE:
-            _PREDICATES.clear()
-        _PREDICATES[raw] = p
-    return p
+    return _remembered(_PREDICATES, lexicon.predicate, raw)
 
 
 def _strings(xs) -> list[str]:
