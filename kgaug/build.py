@@ -13,6 +13,7 @@ the report, the KG's counters (values and key order) and the spill equal a seque
 
 from __future__ import annotations
 
+import collections
 import functools
 import gc
 import json
@@ -244,37 +245,111 @@ def _emit(rec: Record, caps: list[Caption] | None, f, kg: KG, report: Report, pr
     return True
 
 
+_PARSE: dict = {}  # set before forking: parse workers inherit the loaded spaCy pipeline
+
+
+def _parse_batch(records: list[Record]) -> tuple[list[tuple[Record, list[Caption]]], Report]:
+    """One batch parsed in a worker; its skips and counts come back in a report of their own."""
+    parser: _Parser = _PARSE["parser"]
+    parser.report = Report(parser.report.source, {})  # this process's copy
+    return list(parser.run(records)), parser.report
+
+
+class _ParsePool:
+    """Caption batches parsed by spaCy in forked workers (the pipeline is loaded once, in the parent,
+    and shared copy-on-write), taken back in submission order: each batch is the one the sequential
+    path would parse, so the parses, the report and the spill are the same bytes. Parsing is most of
+    a caption source's time; reading, counting and spilling stay here, beside the workers."""
+
+    def __init__(self, parser: _Parser, workers: int) -> None:
+        _PARSE["parser"] = parser
+        self.pool = multiprocessing.get_context("fork").Pool(workers)
+        self.inflight: collections.deque = collections.deque()
+        self.depth = 2 * workers  # batches in flight: bounded memory, no idle worker
+
+    def submit(self, records: list[Record], skips: list[Skip]) -> Iterator[tuple]:
+        """Queue a batch (with the reader's skips met while it was gathered, reported before it as a
+        sequential read would); yield (skips, parsed pairs, report) of the batches due."""
+        self.inflight.append((skips, self.pool.apply_async(_parse_batch, (records,))))
+        while len(self.inflight) > self.depth:
+            yield self._take()
+
+    def drain(self) -> Iterator[tuple]:
+        while self.inflight:
+            yield self._take()
+
+    def _take(self) -> tuple:
+        skips, result = self.inflight.popleft()
+        return (skips, *result.get())
+
+    def close(self) -> None:
+        self.pool.terminate()
+        _PARSE.clear()
+
+
 def _pass1(cfg: BuildConfig, kg: KG, report: Report, spill: Path, bar) -> int:
     parallel = _parallel_plan(cfg)
     if parallel is not None:
         return _pass1_parallel(kg, report, spill, bar, *parallel)
-    parser = None
+    parser, pool = None, None
     needs_parse = cfg.source in ("coco", "captions", "webdataset")
+    workers = cfg.workers or min(_cores(), 8)
     n = 0
     pending: list[Record] = []
+    held: list[Skip] = []  # with a pool: reader skips since the last batch, reported in order with it
+
+    def emit_batches(done) -> int:
+        k = 0
+        for skips, pairs, rep in done:
+            for s in skips:
+                report.skip(s.where, s.reason)
+            report.merge(rep)
+            for rec, caps in pairs:
+                k += _emit(rec, caps, f, kg, report)
+        return k
 
     with open(spill, "wb") as f:
-        for item in _records(cfg):
-            if isinstance(item, Skip):
-                report.skip(item.where, item.reason)
-                continue
-            report.counts["records_read"] += 1
-            bar.advance()
-            if not needs_parse:
-                n += _emit(item, None, f, kg, report)
-            else:
-                if parser is None:  # loaded once the input has proved readable
-                    parser = _Parser(cfg.spacy_model, cfg.batch_size, report)
-                pending.append(item)
-                if len(pending) >= max(8, cfg.batch_size // 4):
-                    for rec, caps in parser.run(pending):
-                        n += _emit(rec, caps, f, kg, report)
-                    pending = []
-            if cfg.limit is not None and report.counts["records_read"] >= cfg.limit:
-                break
-        if pending and parser is not None:
-            for rec, caps in parser.run(pending):
-                n += _emit(rec, caps, f, kg, report)
+        try:
+            for item in _records(cfg):
+                if isinstance(item, Skip):
+                    if pool is not None:
+                        held.append(item)
+                    else:
+                        report.skip(item.where, item.reason)
+                    continue
+                report.counts["records_read"] += 1
+                bar.advance()
+                if not needs_parse:
+                    n += _emit(item, None, f, kg, report)
+                else:
+                    if parser is None:  # loaded once the input has proved readable
+                        parser = _Parser(cfg.spacy_model, cfg.batch_size, report)
+                    pending.append(item)
+                    if len(pending) >= max(8, cfg.batch_size // 4):
+                        if pool is None and workers > 1 and "fork" in multiprocessing.get_all_start_methods():
+                            pool = _ParsePool(parser, workers)  # a whole batch: worth the workers
+                        if pool is not None:
+                            n += emit_batches(pool.submit(pending, held))
+                            held = []
+                        else:
+                            for rec, caps in parser.run(pending):
+                                n += _emit(rec, caps, f, kg, report)
+                        pending = []
+                if cfg.limit is not None and report.counts["records_read"] >= cfg.limit:
+                    break
+            if pending and pool is not None:
+                n += emit_batches(pool.submit(pending, held))
+                held = []
+            elif pending and parser is not None:
+                for rec, caps in parser.run(pending):
+                    n += _emit(rec, caps, f, kg, report)
+            if pool is not None:
+                n += emit_batches(pool.drain())
+            for s in held:  # after the last batch
+                report.skip(s.where, s.reason)
+        finally:
+            if pool is not None:
+                pool.close()
     return n
 
 

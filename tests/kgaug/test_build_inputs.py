@@ -270,3 +270,42 @@ def test_progress_bar_and_summary(tiny_vg: Path, tmp_path: Path):
     assert result.exit_code == 0, result.output
     assert "img/s" in result.output and "ETA" in result.output  # the bar: rate and time remaining
     assert "negatives by type:" in result.output and "images: 6 rows" in result.output
+
+
+def test_caption_parsing_in_workers_gives_the_same_bytes(tmp_path: Path, spacy_model: str):
+    """Several batches of captions parsed by forked workers: the table and the report (skips in the
+    same order, reader skips among them) are those of one process."""
+    imgs = tmp_path / "imgs"
+    colours, things = ["black", "white", "red", "small", "wooden"], ["dog", "cat", "table", "car", "boy"]
+    rows = []
+    for i in range(150):
+        name = f"i{i:03d}.jpg"
+        if i % 17 != 5:  # every 17th image is missing: a reader skip between batches
+            _jpg(imgs / name, (i, 40, 200 - i))
+        a, b = things[i % 5], things[(i + 2) % 5]
+        rows.append((name, f"A {colours[i % 5]} {a} next to a {colours[(i + 1) % 5]} {b}."))
+        rows.append((name, f"The {a} is on the {b}."))
+        if i % 13 == 0:
+            rows.append((name, "😀😀"))
+        if i % 29 == 0:
+            rows.append((name, "Un chien noir sur un canapé rouge"))
+    buf = io.StringIO()
+    w = csv.writer(buf)
+    w.writerow(["image", "caption"])
+    w.writerows(rows)
+    (tmp_path / "c.csv").write_text(buf.getvalue())
+    reports = []
+    for workers in (1, 2):
+        out = tmp_path / f"w{workers}"
+        code, log = run_build("--source", "captions", "--captions", str(tmp_path / "c.csv"), "--images", str(imgs),
+                              "--out", str(out), "--no-wordnet", "--spacy-model", spacy_model,
+                              "--workers", str(workers))
+        assert code == 0, log
+        rep = json.loads((out / "report.json").read_text())
+        rep.pop("seconds", None)
+        rep.pop("options", None)
+        reports.append((_bytes(out), rep))
+    assert reports[0][1]["counts"]["rows"] == 150 - 9
+    emoji = sum(1 for i in range(150) if i % 13 == 0 and i % 17 != 5)  # captions of missing images are not read
+    assert reports[0][1]["skips_by_reason"]["emoji-only or no words"] == emoji
+    assert reports[0] == reports[1]
