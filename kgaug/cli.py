@@ -52,8 +52,8 @@ def build(
     rows_per_part: int = typer.Option(50_000, "--rows-per-part", min=1),
     region_captions: int = typer.Option(3, "--region-captions", min=0, help="VG region phrases kept as captions."),
     workers: int = typer.Option(0, "--workers", min=0, help="Processes for both passes: reading VG "
-                                "scene_graphs.json in byte ranges, and negative generation (0: one per core for "
-                                "large inputs). Output bytes do not depend on it."),
+                                "scene_graphs.json in byte ranges or parsing captions with spaCy, and negative "
+                                "generation (0: one per core for large inputs). Output bytes do not depend on it."),
     progress: bool = typer.Option(True, "--progress/--no-progress"),
 ) -> None:
     """Build the augmented table: pseudo-captions and validated hard negatives per image."""
