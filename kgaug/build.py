@@ -287,10 +287,12 @@ class _ParsePool:
         _PARSE.clear()
 
 
-def _pass1(cfg: BuildConfig, kg: KG, report: Report, spill: Path, bar) -> int:
+def _pass1(cfg: BuildConfig, kg: KG, report: Report, spill: Path, bar, beside=None) -> int:
+    """Read, count and spill every record. `beside`: work for this process while pass 1 runs in
+    forked workers (started after they are forked; not called on the sequential path)."""
     parallel = _parallel_plan(cfg)
     if parallel is not None:
-        return _pass1_parallel(kg, report, spill, bar, *parallel)
+        return _pass1_parallel(kg, report, spill, bar, *parallel, beside=beside)
     parser, pool = None, None
     needs_parse = cfg.source in ("coco", "captions", "webdataset")
     workers = cfg.workers or min(_cores(), 8)
@@ -428,7 +430,8 @@ def _spilled_names(path: Path) -> Iterator[list[str]]:
         yield [o[1] for o in SpillRecord(*pickle.loads(blob)).graph[0]]
 
 
-def _pass1_parallel(kg: KG, report: Report, spill: Path, bar, skips: list[Skip], plan, workers: int) -> int:
+def _pass1_parallel(kg: KG, report: Report, spill: Path, bar, skips: list[Skip], plan, workers: int,
+                    beside=None) -> int:
     """Ranges read in workers, merged here in file order: the same report, KG counts and spill as one
     sequential read. A range whose start was not a real record boundary is detected by the range
     before it, which then reads on (its results replace the later ranges')."""
@@ -443,7 +446,10 @@ def _pass1_parallel(kg: KG, report: Report, spill: Path, bar, skips: list[Skip],
     try:
         with open(spill, "wb") as out, \
                 multiprocessing.get_context("fork").Pool(workers) as pool:
-            for res in pool.imap(_pass1_range, range(len(plan.starts))):
+            results = pool.imap(_pass1_range, range(len(plan.starts)))
+            if beside is not None:  # the workers are forked: a thread here cannot be copied into them
+                beside()
+            for res in results:
                 path = Path(res.spill)
                 if res.index == want:
                     report.merge(res.report, where)
@@ -515,7 +521,7 @@ def build(cfg: BuildConfig, console=None) -> Report:
     opts = {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(cfg).items() if k != "progress"}
     report = Report(cfg.source, opts)
     t0 = time.perf_counter()
-    wn = WordNet(enabled=cfg.wordnet)
+    wn = WordNet(enabled=cfg.wordnet, defer=True)  # checked now; loaded beside pass 1's workers (or after it)
     vg = VGMeta.from_dir(cfg.vg_dir if cfg.source in ("vg", "synthetic") else None)
     for p in vg.problems:
         report.skip("vg synonym maps", p)
@@ -530,7 +536,8 @@ def build(cfg: BuildConfig, console=None) -> Report:
     try:
         total = expected_images(cfg) if cfg.progress else cfg.limit
         with progress_bar(f"read {cfg.source}", total, cfg.progress, console) as bar:
-            n = _pass1(cfg, kg, report, spill, bar)
+            n = _pass1(cfg, kg, report, spill, bar, beside=wn.load_in_background)
+        wn.wait()
         if cfg.conceptnet is not None:
             if not Path(cfg.conceptnet).is_file():
                 raise InputError(f"--conceptnet {cfg.conceptnet}: file not found")

@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import threading
 from functools import lru_cache
 from itertools import islice
 
@@ -38,17 +39,13 @@ def load_english_reader():
     (lemma index, exceptions, synsets) is nltk's own code."""
     import warnings
 
-    import nltk
     from nltk.corpus.reader.wordnet import WordNetCorpusReader
 
     class EnglishWordNetReader(WordNetCorpusReader):
         def map_wn(self, version="wordnet"):
             return None
 
-    try:
-        root = nltk.data.find("corpora/wordnet")
-    except LookupError:
-        root = nltk.data.find("corpora/wordnet.zip/wordnet/")
+    root = _english_root()
     reader = _READERS.get(str(root))
     if reader is None:  # loaded once per process and data folder, as nltk.corpus.wordnet is
         with warnings.catch_warnings():  # "multilingual functions are not available": not used here
@@ -57,16 +54,30 @@ def load_english_reader():
     return reader
 
 
+def _english_root():
+    """Where `nltk.corpus.wordnet` would load WordNet from (LookupError when it is not installed)."""
+    import nltk
+
+    try:
+        return nltk.data.find("corpora/wordnet")
+    except LookupError:
+        return nltk.data.find("corpora/wordnet.zip/wordnet/")
+
+
 _READERS: dict[str, object] = {}
 
 
 class WordNet:
-    def __init__(self, enabled: bool = True) -> None:
+    def __init__(self, enabled: bool = True, defer: bool = False) -> None:
+        """`defer=True`: only check here that the data is installed; `load()` reads it (a few
+        seconds), e.g. in a thread while pass 1 runs in worker processes, which never ask WordNet."""
         self.enabled = enabled
         self.wn = None
+        self._loader: threading.Thread | None = None
+        self._error: BaseException | None = None
         if enabled:
             try:
-                self.wn = load_english_reader()
+                _english_root() if defer else self.load()
             except (LookupError, ImportError, OSError) as e:
                 raise WordNetMissing(f"{INSTALL_HINT} ({type(e).__name__})") from None
         # Per-instance caches (a second WordNet object must not see the first one's answers).
@@ -78,6 +89,37 @@ class WordNet:
         self.lexname = lru_cache(maxsize=1 << 16)(self._lexname)
         self._up: dict[tuple[str, int], frozenset[str]] = {}  # (synset, depth) -> `_within`
         self._parts: dict[tuple[str, str], tuple[frozenset[str], frozenset[int]]] = {}  # `_synonym_parts`
+
+    def load(self) -> None:
+        if self.enabled and self.wn is None:
+            self.wn = load_english_reader()
+
+    def load_in_background(self) -> None:
+        """Start `load()` in a thread (call `wait()` before any question). Only after the last fork
+        that should not see a running thread."""
+        if self.enabled and self.wn is None and self._loader is None:
+            self._loader = threading.Thread(target=self._load_catching, name="wordnet-load", daemon=True)
+            self._loader.start()
+
+    def _load_catching(self) -> None:
+        try:
+            self.load()
+        except BaseException as e:  # re-raised by wait(), in the caller's thread
+            self._error = e
+
+    def wait(self) -> None:
+        """Loaded (in this thread if no background load was started); WordNetMissing if it failed."""
+        if self._loader is not None:
+            self._loader.join()
+            self._loader = None
+        error, self._error = self._error, None
+        if error is None:
+            try:
+                self.load()
+            except (LookupError, ImportError, OSError) as e:
+                error = e
+        if error is not None:
+            raise WordNetMissing(f"{INSTALL_HINT} ({type(error).__name__})") from None
 
     def after_fork(self) -> None:
         """Give a forked process its own WordNet data files: nltk keeps them open and seeks before

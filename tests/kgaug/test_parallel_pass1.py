@@ -146,6 +146,29 @@ def test_parallel_pass1_bytes_equal_sequential(tmp_path: Path):
     assert not list((tmp_path / "w3").glob(".graphs*"))  # no spill left behind
 
 
+def test_wordnet_loads_beside_the_pass1_workers(tmp_path: Path, wordnet_ready, monkeypatch):
+    """WordNet is read in a thread while the pass-1 workers run: same bytes as loading it first; a
+    load that fails there still stops the build with the install hint."""
+    from kgaug import wordnet as wordnet_module
+
+    vg = _vg_with_damage(tmp_path / "vg")
+
+    def with_wordnet(out: Path, workers: int) -> dict[str, bytes]:
+        build(BuildConfig(source="vg", vg_dir=vg, out=out, wordnet=True, workers=workers, progress=False))
+        return _outputs(out)
+
+    one = with_wordnet(tmp_path / "w1", 1)
+    assert with_wordnet(tmp_path / "w2", 2) == one
+    monkeypatch.setattr(wordnet_module, "_READERS", {})
+
+    def broken(*_a, **_k):
+        raise OSError("damaged WordNet file")
+
+    monkeypatch.setattr(wordnet_module, "load_english_reader", broken)
+    with pytest.raises(wordnet_module.WordNetMissing, match="nltk.downloader wordnet"):
+        build(BuildConfig(source="vg", vg_dir=vg, out=tmp_path / "w3", wordnet=True, workers=2, progress=False))
+
+
 def test_parallel_pass1_prunes_co_occurrences_where_sequential_does(tmp_path: Path, monkeypatch):
     vg = _vg_with_damage(tmp_path / "vg")
     monkeypatch.setattr(kg_module, "COOC_CAP", 25)
