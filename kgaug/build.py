@@ -2,7 +2,7 @@
 
 Two passes so every negative is scored against the whole corpus's counts, while memory stays
 bounded: pass 1 streams the source (parsing captions once), counts into the KG and spills each
-image's compact graph to a spill file in the output folder (length-prefixed pickles: no JSON
+image's compact graph to a spill file in the output folder (length-prefixed marshal records: no JSON
 encode/decode round trip between the passes); pass 2 streams that spill and writes the table parts. Per-image randomness is seeded by (seed, key), so output bytes do not
 depend on anything but the inputs and the seed.
 
@@ -19,7 +19,6 @@ import gc
 import json
 import multiprocessing
 import os
-import pickle
 import shutil
 import time
 from collections.abc import Iterator
@@ -31,7 +30,7 @@ import pyarrow.parquet as pq
 
 from kgaug import lexicon
 from kgaug.captions import Caption, caption_to_dict
-from kgaug.generate import SpillRecord, generate_tables, spill_blobs, write_spill
+from kgaug.generate import SpillRecord, generate_tables, read_spill, spill_blobs, write_spill
 from kgaug.kg import KG
 from kgaug.negatives import TYPES, Generator
 from kgaug.progress import progress_bar
@@ -427,7 +426,7 @@ def _pass1_range(index: int) -> _RangeResult:
 def _spilled_names(path: Path) -> Iterator[list[str]]:
     """Object names (graph order) of each image in a spill file."""
     for blob in spill_blobs(path):
-        yield [o[1] for o in SpillRecord(*pickle.loads(blob)).graph[0]]
+        yield [o[1] for o in read_spill(blob).graph[0]]
 
 
 def _pass1_parallel(kg: KG, report: Report, spill: Path, bar, skips: list[Skip], plan, workers: int,

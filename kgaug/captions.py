@@ -9,6 +9,7 @@ Pseudo-captions state graph facts only, in three focus styles: attribute, relati
 from __future__ import annotations
 
 import random
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import lru_cache
 
@@ -20,7 +21,7 @@ Span = tuple[int, int]
 ORDER = {"count": 0, "size": 1, "state": 2, "shape": 3, "texture": 4, "colour": 5, "pattern": 6, "material": 7}
 
 
-@dataclass
+@dataclass(slots=True)  # pass 2 makes a few per image: slotted ones are cheaper to make
 class NP:
     name: str  # canonical singular object name
     plural: bool
@@ -30,7 +31,7 @@ class NP:
     subject_of_verb: bool = False  # a finite verb agrees with it: number must not change
 
 
-@dataclass
+@dataclass(slots=True)
 class RelSlot:
     pred: str  # canonical predicate
     subj: int  # index into Caption.nps
@@ -39,7 +40,7 @@ class RelSlot:
     editable: bool = False  # the span can take any prepositional/gerund predicate
 
 
-@dataclass
+@dataclass(slots=True)
 class Caption:
     text: str
     nps: list[NP]
@@ -67,13 +68,14 @@ class _Writer:
         self.rels: list[RelSlot] = []
 
     def put(self, s: str) -> Span:
-        if self.parts and s and not s.startswith((",", ".")):
-            self.parts.append(" ")
+        parts = self.parts
+        if parts and s and s[0] not in ",.":  # a space, except before punctuation
+            parts.append(" ")
             self.n += 1
         start = self.n
-        self.parts.append(s)
-        self.n += len(s)
-        return start, self.n
+        parts.append(s)
+        self.n = end = start + len(s)
+        return start, end
 
     def np(self, obj: Obj, atts: list[str]) -> int:
         category = lexicon.attribute_category()
@@ -118,7 +120,7 @@ class _Graph:
     try reads the same): objects by id, each object's describable attributes, the objects that have
     some, and the relations between two differently named objects."""
 
-    def __init__(self, g: SceneGraph) -> None:
+    def __init__(self, g: SceneGraph, describable: Callable[[str], bool]) -> None:
         self.objects = g.objects
         self.ids = ids = g.by_id()
         self.usable: dict[int, list[str]] = {}  # id(obj) -> its describable attributes
@@ -243,12 +245,14 @@ def object_caption(g: _Graph, rng: random.Random) -> Caption | None:
 STYLES = (attribute_caption, relation_caption, dense_caption)
 
 
-def pseudo_captions(g: SceneGraph, n: int, rng: random.Random) -> list[Caption]:
-    """Up to `n` distinct pseudo-captions, cycling through the focus styles."""
+def pseudo_captions(g: SceneGraph, n: int, rng: random.Random,
+                    describable: Callable[[str], bool] = describable) -> list[Caption]:
+    """Up to `n` distinct pseudo-captions, cycling through the focus styles; they state only the
+    attributes `describable` accepts (by default those that read well before a noun)."""
     out: list[Caption] = []
     if n <= 0 and not g.objects:
         return out
-    view = _Graph(g)
+    view = _Graph(g, describable)
     seen: set[str] = set()
     tries = 0
     while len(out) < n and tries < 4 * n + 3:

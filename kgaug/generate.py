@@ -5,6 +5,7 @@ so the bytes are the same whatever the number of workers."""
 from __future__ import annotations
 
 import gc
+import marshal
 import multiprocessing
 import os
 import pickle
@@ -24,12 +25,13 @@ from kgaug.evidence import Evidence
 from kgaug.kg import KG
 from kgaug.negatives import Generator
 from kgaug.report import Report
-from kgaug.scene_graph import Obj, SceneGraph
-from kgaug.table import TABLE_SCHEMA
+from kgaug.scene_graph import SceneGraph, packed_json
+from kgaug.table import table_from_rows
 
 CHUNK = 128
 PARALLEL_MIN_ROWS = 2000  # below this, starting processes costs more than it saves
 _LEN = struct.Struct("<I")
+_PICKLE_PROTO = pickle.PROTO[0]
 
 
 class SpillRecord(NamedTuple):
@@ -48,9 +50,20 @@ class SpillRecord(NamedTuple):
 
 
 def write_spill(f, rec: SpillRecord) -> None:
-    blob = pickle.dumps(tuple(rec), protocol=pickle.HIGHEST_PROTOCOL)
+    try:
+        # marshal writes and reads these plain values (str, int, bool, None, list, tuple, dict) for about
+        # 3/4 of pickle's cost (its format is Python's own, fine for a spill this build reads back);
+        # anything else it refuses is pickled (`read_spill` tells them apart).
+        blob = marshal.dumps(tuple(rec))
+    except ValueError:
+        blob = pickle.dumps(tuple(rec), protocol=pickle.HIGHEST_PROTOCOL)
     f.write(_LEN.pack(len(blob)))
     f.write(blob)
+
+
+def read_spill(blob: bytes) -> SpillRecord:
+    # A pickle starts with its PROTO opcode, 0x80; a marshal never does (no marshal type code is 0).
+    return SpillRecord(*(pickle.loads(blob) if blob[0] == _PICKLE_PROTO else marshal.loads(blob)))
 
 
 def spill_blobs(path: Path) -> Iterator[bytes]:
@@ -62,31 +75,25 @@ def spill_blobs(path: Path) -> Iterator[bytes]:
             yield f.read(_LEN.unpack(head)[0])
 
 
-def _describable_view(graph: SceneGraph, kg: KG) -> SceneGraph:
-    """The graph with only attributes that read well before a noun (a subset: still all true)."""
-    describable = kg.describable
+def _object_view(graph: SceneGraph) -> SceneGraph:
+    """The graph without what `lexicon.is_not_object` names (nor relations to it): what pseudo-captions
+    may state."""
     is_not_object = lexicon.is_not_object
-    objs = []
-    for o in graph.objects:
-        if is_not_object(o.name):
-            continue
-        if o.attributes:
-            atts = [a for a in o.attributes if describable(a)]
-            if len(atts) != len(o.attributes):
-                # pseudo-captions only read objects: share the ones that lose nothing
-                o = Obj(o.id, o.name, o.plural, o.names, o.synsets, atts, o.box)
-        objs.append(o)
+    objs = [o for o in graph.objects if not is_not_object(o.name)]
     if len(objs) == len(graph.objects):
-        return SceneGraph(objs, graph.relations)
+        return graph
     kept = {o.id for o in objs}
     return SceneGraph(objs, [r for r in graph.relations if r.subject in kept and r.object in kept])
 
 
-def _row(blob: bytes, kg: KG, gen: Generator, cfg, report: Report) -> dict:
-    line = SpillRecord(*pickle.loads(blob))
+def _row(blob: bytes, kg: KG, gen: Generator, cfg, report: Report) -> tuple:
+    """One table row, as `table_from_rows` takes it (`TABLE_SCHEMA` column order)."""
+    line = read_spill(blob)
     graph = SceneGraph.from_tuples(line.graph)
     rng = random.Random(f"{cfg.seed}:{line.key}")
-    pseudo = pseudo_captions(_describable_view(graph, kg), cfg.pseudo_captions, rng)
+    # Only attributes the KG finds describable (a subset of what captions.describable accepts, so
+    # the captions' own test would change nothing: tests/kgaug/test_units.py checks it).
+    pseudo = pseudo_captions(_object_view(graph), cfg.pseudo_captions, rng, kg.describable)
     human = [caption_from_dict(d) for d in line.parsed]
     ev = Evidence(graph, kg, set(line.words))
     negs = gen.for_image(human + pseudo, ev, rng) if cfg.negatives_per_type > 0 else []
@@ -95,17 +102,15 @@ def _row(blob: bytes, kg: KG, gen: Generator, cfg, report: Report) -> dict:
     if graph.objects:
         report.counts["images_with_objects"] += 1
         report.counts["images_with_pseudo_captions"] += bool(pseudo)
-    for n in negs:
-        report.negatives[n.type] += 1
-    return {
-        "key": line.key, "image": line.image, "source": line.source, "captions": line.captions,
-        "pseudo_captions": [{"text": c.text, "facts": c.facts(), "style": c.style} for c in pseudo],
-        "hard_negatives": [n.row() for n in negs],
-        "scene_graph": graph.to_json(),
-        "sensitive": sorted(line.sensitive.items()),
-        "license": line.license,
-    }
-
+    report.negatives.update([n.type for n in negs])
+    return (
+        line.key, line.image, line.source, line.captions,
+        [(c.text, c.facts(), c.style) for c in pseudo],
+        [tuple(n.row().values()) for n in negs],
+        packed_json(*line.graph),  # = graph.to_json(): `graph` was made from this form
+        sorted(line.sensitive.items()),
+        line.license,
+    )
 
 
 @contextmanager
@@ -134,8 +139,8 @@ def _after_fork() -> None:
     gc.disable()  # a worker's life is pass 2: `_work` collects the young generations per chunk
 
 
-def _table(rows: list[dict]) -> pa.Table:
-    return pa.Table.from_pylist(rows, schema=TABLE_SCHEMA)
+def _table(rows: list[tuple]) -> pa.Table:
+    return table_from_rows(rows)
 
 
 def _work(blobs: list[bytes]) -> tuple[pa.Table, Counter, Counter, Counter]:

@@ -16,7 +16,9 @@ import orjson
 from kgaug import lexicon
 
 
-@dataclass
+# slots: pass 2 makes every object and relation of every image (from the spill); slotted ones are
+# about a quarter cheaper to make and no slower to read.
+@dataclass(slots=True)
 class Obj:
     id: str
     name: str  # canonical: cleaned, singular
@@ -27,7 +29,7 @@ class Obj:
     box: tuple[int, int, int, int] | None = None  # x, y, w, h
 
 
-@dataclass
+@dataclass(slots=True)
 class Rel:
     subject: str  # object id
     predicate: str  # canonical predicate
@@ -56,22 +58,7 @@ class SceneGraph:
         return out
 
     def to_json(self) -> str:
-        objs = []
-        for o in self.objects:
-            d: dict = {"id": o.id, "name": o.name}
-            if o.plural:
-                d["plural"] = True
-            if o.names and o.names != [o.name]:
-                d["names"] = o.names
-            if o.synsets:
-                d["synsets"] = o.synsets
-            if o.attributes:
-                d["attributes"] = o.attributes
-            if o.box is not None:
-                d["box"] = list(o.box)
-            objs.append(d)
-        rels = [[r.subject, r.predicate, r.object] for r in self.relations]
-        return compact_json({"objects": objs, "relations": rels})
+        return packed_json(*self.to_tuples())
 
     def to_tuples(self) -> tuple:
         """A compact picklable form (cheaper than JSON to write and read back between the passes)."""
@@ -88,6 +75,26 @@ class SceneGraph:
         objs = [Obj(o["id"], o["name"], o.get("plural", False), o.get("names") or [o["name"]], o.get("synsets", []),
                     o.get("attributes", []), tuple(o["box"]) if o.get("box") else None) for o in d["objects"]]
         return cls(objs, [Rel(s, p, o) for s, p, o in d["relations"]])
+
+
+def packed_json(objects: tuple, relations: tuple) -> str:
+    """`SceneGraph.to_json` of a graph in its `to_tuples` form (pass 2 has that form from the spill):
+    {"objects": [{"id", "name", and only what is not a default}, ...], "relations": [[s, p, o], ...]}."""
+    objs = []
+    for oid, name, plural, names, synsets, attributes, box in objects:
+        d: dict = {"id": oid, "name": name}
+        if plural:
+            d["plural"] = True
+        if names and names != [name]:
+            d["names"] = names
+        if synsets:
+            d["synsets"] = synsets
+        if attributes:
+            d["attributes"] = attributes
+        if box is not None:
+            d["box"] = box  # a tuple: written as a JSON array, as a list is
+        objs.append(d)
+    return compact_json({"objects": objs, "relations": relations})  # (s, p, o) tuples: arrays too
 
 
 def compact_json(value) -> str:

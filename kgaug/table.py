@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from itertools import accumulate, chain
 from pathlib import Path
 from typing import Any
 
@@ -47,6 +48,26 @@ TABLE_SCHEMA = pa.schema([
     ("sensitive", pa.map_(pa.string(), pa.string())),  # e.g. {"gender": "female"}; may be empty
     ("license", pa.string()),
 ])
+
+
+def table_from_rows(rows: list[tuple]) -> pa.Table:
+    """A table of rows given as tuples in `TABLE_SCHEMA` column order (a struct as the tuple of its
+    fields' values, a map as (key, value) pairs): the same table as `pa.Table.from_pylist` of the row
+    dicts, built a column at a time with no dict per row and per struct (about half the cost)."""
+    columns = list(zip(*rows)) if rows else [()] * len(TABLE_SCHEMA)
+    return pa.Table.from_arrays([_array(c, f.type) for c, f in zip(columns, TABLE_SCHEMA)], schema=TABLE_SCHEMA)
+
+
+def _array(values, type_: pa.DataType) -> pa.Array:
+    if pa.types.is_list(type_) and pa.types.is_struct(type_.value_type):
+        # A list of structs as one flat array per struct field (converting a tuple per struct costs more).
+        structs = type_.value_type
+        items = list(chain.from_iterable(values))
+        fields = list(zip(*items)) if items else [()] * structs.num_fields
+        offsets = pa.array([0, *accumulate(map(len, values))], pa.int32())
+        return pa.ListArray.from_arrays(offsets, pa.StructArray.from_arrays(
+            [pa.array(v, f.type) for v, f in zip(fields, structs)], fields=list(structs)))
+    return pa.array(values, type_)
 
 
 def is_kgaug_output(folder: Path) -> bool:

@@ -209,3 +209,63 @@ def test_scene_graph_json_is_what_json_dumps_writes():
                   {"objects": [{"id": "2", "name": "bad \ud800 escape"}], "relations": []},
                   {"n": 2 ** 70, "t": True, "z": None}):
         assert compact_json(value) == json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+
+
+def test_kg_describable_is_within_what_captions_can_describe(wordnet_ready):
+    """Pass 2 realises pseudo-captions with only `kg.describable` attributes and skips the captions'
+    own `describable` test: that is right only while every attribute the KG accepts passes it too."""
+    from kgaug import captions
+
+    words = set(lexicon.attribute_category()) | set(lexicon.not_prenominal())
+    words |= {"", "red", "far away", "3d", "2", "made of wood", "wooden", "broken", "golden", "shiny",
+              "x", "ok!", "über", "١٢", "running", "parked", "sunny", "ceramic", "careless", "here"}
+    for kg in (KG(WordNet(enabled=False)), KG(WordNet())):
+        for a in sorted(words):
+            assert not kg.describable(a) or captions.describable(a), a
+
+
+def test_rows_as_tuples_make_the_table_the_row_dicts_make(tmp_path: Path):
+    """Pass 2 builds its Arrow tables from row tuples: the same table (and parquet bytes) as
+    `pa.Table.from_pylist` of the row dicts; a negative's struct is `Negative.row()` in schema order."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from kgaug.negatives import Negative
+    from kgaug.table import HARD_NEGATIVE, TABLE_SCHEMA, table_from_rows
+
+    n = Negative("replace_att", "a blue dog.", "black", "blue", "black(dog)", 1, "a black dog.")
+    assert list(n.row()) == HARD_NEGATIVE.names
+    rows = [("vg_1", None, "vg", [], [("a dog.", ["dog"], "object")], [tuple(n.row().values())], "{}", [], None),
+            ("vg_2", "im.jpg", "vg", ["a cat", "a mat"], [], [], '{"objects":[]}', [("gender", "female")], "cc"),
+            ("vg_3", None, "vg", [], [("a b.", [], "dense"), ("c.", ["c", "d"], "x")], [], "", [], "")]
+    names = TABLE_SCHEMA.names
+    for chunk in (rows, rows[1:2], rows[2:], []):
+        dicts = [dict(zip(names, r)) for r in chunk]
+        for d in dicts:
+            d["pseudo_captions"] = [dict(zip(["text", "facts", "style"], p)) for p in d["pseudo_captions"]]
+            d["hard_negatives"] = [dict(zip(HARD_NEGATIVE.names, x)) for x in d["hard_negatives"]]
+        want, got = pa.Table.from_pylist(dicts, schema=TABLE_SCHEMA), table_from_rows(chunk)
+        assert got.equals(want)
+        pq.write_table(want, tmp_path / "want.parquet")
+        pq.write_table(got, tmp_path / "got.parquet")
+        assert (tmp_path / "got.parquet").read_bytes() == (tmp_path / "want.parquet").read_bytes()
+
+
+def test_spill_records_round_trip_marshal_or_pickle(tmp_path: Path):
+    import io
+
+    from kgaug.generate import SpillRecord, read_spill, spill_blobs, write_spill
+    from kgaug.scene_graph import packed_json
+
+    g = GraphBuilder()
+    g.add_object("1", ["dogs"], ["dog.n.01"], ["black", "far away"], (1, 2, 3, 4))
+    g.add_object("2", ["couch", "sofa"])
+    g.add_relation("1", "on", "2")
+    plain = SpillRecord("vg_1", "vg", None, ["a dog"], g.graph.to_tuples(), [], ["dog"], {"gender": "male"}, None)
+    odd = plain._replace(image=Path("im.jpg"))  # not a marshal type: pickled
+    f = io.BytesIO()
+    for rec in (plain, odd, plain):
+        write_spill(f, rec)
+    (tmp_path / "spill").write_bytes(f.getvalue())
+    assert [read_spill(b) for b in spill_blobs(tmp_path / "spill")] == [plain, odd, plain]
+    assert packed_json(*plain.graph) == SceneGraph.from_tuples(plain.graph).to_json() == g.graph.to_json()
