@@ -20,6 +20,7 @@ import json
 import multiprocessing
 import os
 import shutil
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
@@ -286,6 +287,45 @@ class _ParsePool:
         _PARSE.clear()
 
 
+class Beside:
+    """Start-up work for this process while pass 1 runs in forked workers, which never need it: run in
+    a thread once they are forked (`start`), or here and now by `join` when nothing started it (the
+    sequential pass 1). `join` re-raises the work's error, and comes before pass 2 forks its workers
+    (a fork must not copy a thread in the middle of its work)."""
+
+    def __init__(self, *jobs) -> None:
+        self.jobs = jobs
+        self.thread: threading.Thread | None = None
+        self.error: BaseException | None = None
+
+    def start(self) -> None:
+        self.thread = threading.Thread(target=self._run, name="kgaug-start-up", daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
+        try:
+            for job in self.jobs:
+                job()
+        except BaseException as e:  # re-raised by join, in the caller's thread
+            self.error = e
+
+    def join(self) -> None:
+        if self.thread is None:
+            self._run()
+        else:
+            self.thread.join()
+            self.thread = None
+        error, self.error = self.error, None
+        if error is not None:
+            raise error
+
+
+def _load_pyarrow_pandas() -> None:
+    """pyarrow imports pandas (when installed) on its first conversion of Python values, ~0.4 s: done
+    once here, or each pass-2 worker would do it again."""
+    pa.array([""])
+
+
 def _pass1(cfg: BuildConfig, kg: KG, report: Report, spill: Path, bar, beside=None) -> int:
     """Read, count and spill every record. `beside`: work for this process while pass 1 runs in
     forked workers (started after they are forked; not called on the sequential path)."""
@@ -521,6 +561,7 @@ def build(cfg: BuildConfig, console=None) -> Report:
     report = Report(cfg.source, opts)
     t0 = time.perf_counter()
     wn = WordNet(enabled=cfg.wordnet, defer=True)  # checked now; loaded beside pass 1's workers (or after it)
+    start_up = Beside(wn.load, _load_pyarrow_pandas)
     vg = VGMeta.from_dir(cfg.vg_dir if cfg.source in ("vg", "synthetic") else None)
     for p in vg.problems:
         report.skip("vg synonym maps", p)
@@ -535,8 +576,8 @@ def build(cfg: BuildConfig, console=None) -> Report:
     try:
         total = expected_images(cfg) if cfg.progress else cfg.limit
         with progress_bar(f"read {cfg.source}", total, cfg.progress, console) as bar:
-            n = _pass1(cfg, kg, report, spill, bar, beside=wn.load_in_background)
-        wn.wait()
+            n = _pass1(cfg, kg, report, spill, bar, beside=start_up.start)
+        start_up.join()
         if cfg.conceptnet is not None:
             if not Path(cfg.conceptnet).is_file():
                 raise InputError(f"--conceptnet {cfg.conceptnet}: file not found")

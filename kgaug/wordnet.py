@@ -6,7 +6,6 @@
 
 from __future__ import annotations
 
-import threading
 from functools import lru_cache
 from itertools import islice
 
@@ -73,13 +72,14 @@ class WordNet:
         seconds), e.g. in a thread while pass 1 runs in worker processes, which never ask WordNet."""
         self.enabled = enabled
         self.wn = None
-        self._loader: threading.Thread | None = None
-        self._error: BaseException | None = None
         if enabled:
-            try:
-                _english_root() if defer else self.load()
-            except (LookupError, ImportError, OSError) as e:
-                raise WordNetMissing(f"{INSTALL_HINT} ({type(e).__name__})") from None
+            if defer:
+                try:
+                    _english_root()
+                except (LookupError, ImportError, OSError) as e:
+                    raise WordNetMissing(f"{INSTALL_HINT} ({type(e).__name__})") from None
+            else:
+                self.load()
         # Per-instance caches (a second WordNet object must not see the first one's answers).
         self.noun_synsets = lru_cache(maxsize=1 << 16)(self._noun_synsets)
         self.synonyms = lru_cache(maxsize=1 << 16)(self._synonyms)
@@ -91,35 +91,12 @@ class WordNet:
         self._parts: dict[tuple[str, str], tuple[frozenset[str], frozenset[int]]] = {}  # `_synonym_parts`
 
     def load(self) -> None:
+        """Read the WordNet data (once; no-op when disabled or loaded)."""
         if self.enabled and self.wn is None:
-            self.wn = load_english_reader()
-
-    def load_in_background(self) -> None:
-        """Start `load()` in a thread (call `wait()` before any question). Only after the last fork
-        that should not see a running thread."""
-        if self.enabled and self.wn is None and self._loader is None:
-            self._loader = threading.Thread(target=self._load_catching, name="wordnet-load", daemon=True)
-            self._loader.start()
-
-    def _load_catching(self) -> None:
-        try:
-            self.load()
-        except BaseException as e:  # re-raised by wait(), in the caller's thread
-            self._error = e
-
-    def wait(self) -> None:
-        """Loaded (in this thread if no background load was started); WordNetMissing if it failed."""
-        if self._loader is not None:
-            self._loader.join()
-            self._loader = None
-        error, self._error = self._error, None
-        if error is None:
             try:
-                self.load()
+                self.wn = load_english_reader()
             except (LookupError, ImportError, OSError) as e:
-                error = e
-        if error is not None:
-            raise WordNetMissing(f"{INSTALL_HINT} ({type(error).__name__})") from None
+                raise WordNetMissing(f"{INSTALL_HINT} ({type(e).__name__})") from None
 
     def after_fork(self) -> None:
         """Give a forked process its own WordNet data files: nltk keeps them open and seeks before
