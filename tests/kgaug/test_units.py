@@ -269,3 +269,17 @@ def test_spill_records_round_trip_marshal_or_pickle(tmp_path: Path):
     (tmp_path / "spill").write_bytes(f.getvalue())
     assert [read_spill(b) for b in spill_blobs(tmp_path / "spill")] == [plain, odd, plain]
     assert packed_json(*plain.graph) == SceneGraph.from_tuples(plain.graph).to_json() == g.graph.to_json()
+
+
+def test_negatives_shuffle_draws_what_random_shuffle_draws():
+    """`for_image` shuffles slots with its own copy of `Random.shuffle` (no Python call per item):
+    the same order and the same generator state after, or output bytes would change."""
+    from kgaug.negatives import _shuffle
+
+    for seed in range(200):
+        for n in (0, 1, 2, 3, 7, 20, 64, 300):
+            a, b = random.Random(seed), random.Random(seed)
+            x, y = list(range(n)), list(range(n))
+            a.shuffle(x)
+            _shuffle(b, y)
+            assert x == y and a.getstate() == b.getstate()
