@@ -295,12 +295,21 @@ class Beside:
 
     def __init__(self, *jobs) -> None:
         self.jobs = jobs
+        self.started = False
         self.thread: threading.Thread | None = None
         self.error: BaseException | None = None
 
     def start(self) -> None:
+        self.started = True
         self.thread = threading.Thread(target=self._run, name="kgaug-start-up", daemon=True)
         self.thread.start()
+
+    def settle(self) -> None:
+        """Wait for a started thread (its error, if any, is kept for `join`): also when pass 1 failed,
+        so no thread outlives the build (a later fork in this process must not copy it)."""
+        if self.thread is not None:
+            self.thread.join()
+            self.thread = None
 
     def _run(self) -> None:
         try:
@@ -310,11 +319,10 @@ class Beside:
             self.error = e
 
     def join(self) -> None:
-        if self.thread is None:
+        if not self.started:
+            self.started = True
             self._run()
-        else:
-            self.thread.join()
-            self.thread = None
+        self.settle()
         error, self.error = self.error, None
         if error is not None:
             raise error
@@ -576,7 +584,10 @@ def build(cfg: BuildConfig, console=None) -> Report:
     try:
         total = expected_images(cfg) if cfg.progress else cfg.limit
         with progress_bar(f"read {cfg.source}", total, cfg.progress, console) as bar:
-            n = _pass1(cfg, kg, report, spill, bar, beside=start_up.start)
+            try:
+                n = _pass1(cfg, kg, report, spill, bar, beside=start_up.start)
+            finally:
+                start_up.settle()
         start_up.join()
         if cfg.conceptnet is not None:
             if not Path(cfg.conceptnet).is_file():

@@ -197,3 +197,23 @@ def test_parallel_pass1_with_images_and_sensitive_tags(tmp_path: Path):
         outs.append(_outputs(tmp_path / f"w{workers}"))
     assert outs[0] == outs[1]
     assert json.loads(outs[0]["report"])["counts"]["images"] == 16
+
+
+def test_beside_runs_start_up_work_once_and_reraises_its_error():
+    from kgaug.build import Beside
+
+    ran = []
+    here = Beside(lambda: ran.append("here"))
+    here.join()  # never started (sequential pass 1): the work runs now
+    assert ran == ["here"]
+
+    def broken():
+        raise OSError("bad data file")
+
+    there = Beside(lambda: ran.append("there"), broken)
+    there.start()
+    there.settle()  # waits, keeps the error for join (as after a failed pass 1)
+    assert there.thread is None and ran == ["here", "there"]
+    with pytest.raises(OSError, match="bad data file"):
+        there.join()
+    assert ran == ["here", "there"]  # started work is not run a second time
