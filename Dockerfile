@@ -11,7 +11,7 @@ ENV DEBIAN_FRONTEND=noninteractive \
 # Distribution packages follow the base image's release; pinning them breaks on every point update.
 # hadolint ignore=DL3008
 RUN apt-get update \
- && apt-get install -y --no-install-recommends python3 python3-pip python3-venv wordnet-base wordnet-sense-index \
+ && apt-get install -y --no-install-recommends python3 python3-pip python3-venv python3-dev gcc libc6-dev wordnet-base wordnet-sense-index \
  && rm -rf /var/lib/apt/lists/*
 
 RUN python3 -m venv /opt/kgclip
@@ -24,10 +24,12 @@ COPY clusterbuild ./clusterbuild
 COPY train ./train
 COPY tests/assets ./tests/assets
 
-# The `gpu` extra selects faiss-gpu instead of faiss-cpu; versions come from pyproject.toml.
+# The `gpu` extra selects faiss-gpu instead of faiss-cpu; versions come from pyproject.toml. `native`
+# brings mypyc, which compiles kgaug's pass-2 modules in the installed package (kgaug/native.py).
 # hadolint ignore=DL3013
 RUN pip install --upgrade pip \
- && pip install ".[gpu]" \
+ && pip install ".[gpu,native]" \
+ && python -m kgaug.native build --optional -q \
  && bash tests/assets/install_wordnet.sh "$NLTK_DATA"
 
 WORKDIR /work

@@ -10,7 +10,7 @@ PYTEST_ARGS ?=
 
 export HF_HUB_OFFLINE := 1
 
-.PHONY: help install install-dev test-assets lint test test-fast test-slow demo ablation bench clean
+.PHONY: help install install-dev native test-assets lint test test-fast test-slow demo ablation bench clean
 
 help:
 	@echo "make demo      set up .venv and run the main job on the embedded default data"
@@ -24,15 +24,20 @@ $(PY):
 	$(PIP) install -q --upgrade pip
 
 $(VENV)/.installed: pyproject.toml | $(PY)
-	$(PIP) install -q -e ".[cpu]"
+	$(PIP) install -q -e ".[cpu,native]"
 	touch $@
 
 $(VENV)/.installed-dev: pyproject.toml | $(PY)
-	$(PIP) install -q -e ".[cpu,dev]"
+	$(PIP) install -q -e ".[cpu,dev,native]"
 	touch $(VENV)/.installed $@
 
 install: $(VENV)/.installed
 install-dev: $(VENV)/.installed-dev
+
+# kgaug's pass-2 modules compiled with mypyc (kgaug/native.py): rebuilt when a source changed; without a
+# C compiler it says so and kgaug runs its Python sources (same output bytes, slower).
+native: $(VENV)/.installed
+	$(PY) -m kgaug.native build --if-stale --optional -q
 
 # Test-only assets: WordNet 3.0 from Debian laid out for nltk (needs apt as root when missing),
 # and webdataset 0.2.86 in its own folder for open_clip's trainer (it fails on >= 0.2.96).
@@ -47,22 +52,22 @@ test-assets: $(NLTK_DIR)/corpora/wordnet/lexnames $(WDS_OLD)/webdataset/__init__
 lint: install-dev
 	$(VENV)/bin/ruff check .
 
-test-fast: install-dev test-assets lint
+test-fast: install-dev test-assets lint native
 	NLTK_DATA=$(abspath $(NLTK_DIR)) $(PY) -m pytest -m "not slow" $(PYTEST_ARGS)
 
-test-slow: install-dev test-assets
+test-slow: install-dev test-assets native
 	NLTK_DATA=$(abspath $(NLTK_DIR)) $(PY) -m pytest -m slow $(PYTEST_ARGS); rc=$$?; [ $$rc -eq 0 ] || [ $$rc -eq 5 ]
 
 test: test-fast test-slow
 
-demo: install
+demo: install native
 	$(PY) -m train.demo
 
-bench: install-dev test-assets
+bench: install-dev test-assets native
 	NLTK_DATA=$(abspath $(NLTK_DIR)) $(PY) benchmarks/run_all.py
 
-ablation: install
+ablation: install native
 	$(PY) -m train.ablation
 
 clean:
-	rm -rf demo build .pytest_cache .ruff_cache
+	rm -rf demo build .pytest_cache .ruff_cache kgaug/_native

@@ -151,18 +151,18 @@ class KG:
     def __init__(self, wordnet: WordNet | None = None, vg: VGMeta | None = None) -> None:
         self.wn = wordnet or WordNet(enabled=False)
         self.vg = vg or VGMeta()
-        self.obj = Counter()
-        self.att = Counter()
-        self.pred = Counter()
-        self.obj_att = Counter()
-        self.subj_pred = Counter()
-        self.pred_obj = Counter()
-        self.cooc = Counter()
+        self.obj: Counter = Counter()
+        self.att: Counter = Counter()
+        self.pred: Counter = Counter()
+        self.obj_att: Counter = Counter()
+        self.subj_pred: Counter = Counter()
+        self.pred_obj: Counter = Counter()
+        self.cooc: Counter = Counter()
         self.graph = nx.DiGraph()
         self.conceptnet_rows = 0
         self.cooc_prunes = 0
         self.conceptnet_skipped: Counter = Counter()
-        self._cands: dict[tuple[str, str], tuple[str, ...]] = {}
+        self._cands: dict = {}  # (kind, word) -> Kept or tuple
         self._firsts: dict[tuple[str, str, int | None], tuple[str, ...]] = {}  # (kind, word, limit) -> `_cands` answer
         self._cooc_adj: dict[str, list[str]] | None = None
         self._att_adj: dict[str, list[str]] | None = None
@@ -176,7 +176,7 @@ class KG:
         # `_forget` drops them if counts change again).
         self._p_att: dict[tuple[str, str], float] = {}
         self._p_rel: dict[tuple[str, str, str], float] = {}
-        self._pools: dict[tuple[str, str], tuple] = {}
+        self._pools: dict[tuple[str, tuple[str, ...]], tuple] = {}
         self._editable: dict[tuple[str, str | None], bool] = {}
         # Sameness look-ups for Evidence (pure functions of the final KG, filled in pass 2).
         self._met = MetNames()
@@ -290,7 +290,7 @@ class KG:
         """(identity keys, own WordNet senses, WordNet ancestors) of an object name, cached."""
         k = self._keys.get(name)
         if k is None:
-            keys = {("n", name), ("n", lexicon.singular(name)[0])}
+            keys: set[tuple[str, object]] = {("n", name), ("n", lexicon.singular(name)[0])}
             vs = self.vg.object_synset.get(name)
             if vs:
                 keys.add(("vs", vs))

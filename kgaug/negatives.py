@@ -19,6 +19,12 @@ from kgaug.evidence import Evidence
 from kgaug.kg import KG
 from kgaug.scene_graph import attribute_fact, parse_fact, relation_fact
 
+try:
+    from mypy_extensions import mypyc_attr
+except ImportError:  # only the compiled build (kgaug/native.py) reads it
+    def mypyc_attr(*attrs: str, **kwattrs: object):  # type: ignore[misc]
+        return lambda cls: cls
+
 TYPES = ("replace_obj", "replace_att", "replace_rel", "swap_obj", "swap_att", "add_obj", "add_att", "reverse_rel")
 CANDIDATES_PER_SLOT = 6
 
@@ -98,6 +104,7 @@ def _insertion_point(np: NP, cat: str, kg: KG) -> int:
 # Most candidates are never kept, so the text and the Negative are built only for those that are.
 
 
+@mypyc_attr(allow_interpreted_subclasses=True)  # compiled, it may still be subclassed (tests count calls)
 class Generator:
     def __init__(self, kg: KG, per_type: int) -> None:
         self.kg = kg
@@ -166,8 +173,8 @@ class Generator:
                 continue  # a plural-only word ("people") would break the article and verb number
             if atts or rels:
                 scores = [p_att(to, a) for a in atts]
-                for p, other, subj in rels:
-                    scores.append(p_rel(to, p, other) if subj else p_rel(other, p, to))
+                for pr, other, subj in rels:
+                    scores.append(p_rel(to, pr, other) if subj else p_rel(other, pr, to))
                 scores.append(p_cooc(to, rest))
                 p = sum(scores) / len(scores)
             else:  # the mean of one score is that score, exactly

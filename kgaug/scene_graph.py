@@ -202,7 +202,7 @@ class PackedGraph(SceneGraph):
             return NotImplemented
         return (self.objects, self.relations) == (other.objects, other.relations)
 
-    __hash__ = None  # as SceneGraph's
+    __hash__ = None  # type: ignore[assignment]  # as SceneGraph's
 
     def to_tuples(self) -> tuple:
         if "objects" in self.__dict__ or "relations" in self.__dict__:  # made, perhaps changed since

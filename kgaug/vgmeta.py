@@ -51,7 +51,7 @@ class VGMeta:
                     key = norm(k)
                     if key:
                         target.setdefault(key, v)
-        for fname, target, norm in (
+        for fname, alias_map, norm in (
             ("object_alias.txt", m.object_alias, lambda s: lexicon.singular(lexicon.clean(s))[0]),
             ("relationship_alias.txt", m.predicate_alias, lexicon.predicate),
         ):
@@ -62,7 +62,7 @@ class VGMeta:
                 for w in line.split(","):
                     w = norm(w)
                     if w:
-                        target.setdefault(w, i)
+                        alias_map.setdefault(w, i)
         return m
 
     def same_object(self, a: str, b: str) -> bool:

@@ -178,13 +178,17 @@ def test_negatives_expand_slots_lazily_and_keep_the_most_plausible_of_each_slot(
     kg = _kg_for_negatives(g)
     caps = pseudo_captions(g, 6, random.Random(3))
     ev = Evidence(g, kg)
-    gen = Generator(kg, per_type=1)
     expanded: list[str] = []
-    for kind in TYPES:  # count slot expansions: with one negative per type, few slots are scored
-        def counting(*slot, _k=kind, _f=getattr(gen, kind)):
+
+    class Counting(Generator):  # count slot expansions: with one negative per type, few slots are scored
+        pass
+
+    for kind in TYPES:
+        def counting(self, *slot, _k=kind, _f=getattr(Generator, kind)):
             expanded.append(_k)
-            return _f(*slot)
-        setattr(gen, kind, counting)
+            return _f(self, *slot)
+        setattr(Counting, kind, counting)
+    gen = Counting(kg, per_type=1)
     negs = gen.for_image(caps, ev, random.Random(5))
     total = sum(len(getattr(gen, k + "_slots")(c)) for k in TYPES for c in caps)
     assert len(negs) == len(set(TYPES)) and len(expanded) < total
