@@ -10,10 +10,15 @@ import sysconfig
 import warnings
 from pathlib import Path
 
-# The modules of pass 2 (pseudo-captions, negatives, validation, KG look-ups, rows). Not compiled:
-# classes that replace their own attributes at run time (scene_graph's PackedGraph), the lexicon
-# package (its data files live beside it), start-up and I/O code (not where the time goes).
-MODULES = ("negatives", "evidence", "kg", "captions", "generate")
+# The modules of pass 2 (pseudo-captions, negatives, validation, KG look-ups, rows), and of pass 1's
+# reading: jsonstream, sources/vg and scene_graph (GraphBuilder, Obj, Rel; SceneGraph and PackedGraph
+# stay plain Python classes, as PackedGraph fills its own attributes at run time). A subpackage's
+# module is named by its path (sources/vg; kgaug/sources/__init__.py puts the build in front of that
+# package's __path__).
+# Not compiled: the lexicon package (its data files live beside it), start-up and I/O code (build.py:
+# forked workers and closures, and not where the time goes).
+MODULES = ("negatives", "evidence", "kg", "captions", "generate", "scene_graph", "jsonstream",
+           "sources/vg")
 PACKAGE = Path(__file__).resolve().parent
 NATIVE = PACKAGE / "_native"  # holds kgaug/<module>.<abi>.so (a package path entry) and stamp.json
 STAMP = "stamp.json"

@@ -14,12 +14,22 @@ from kgaug import lexicon
 from kgaug.kg import KG
 from kgaug.scene_graph import SceneGraph, parse_fact
 
+_SINGULARS: dict[str, str] = {}  # name -> `lexicon.singular(name)[0]`: a dict read costs less than a call
+
+
+def _singular(name: str) -> str:
+    s = _SINGULARS.get(name)
+    if s is None:
+        if len(_SINGULARS) >= 1 << 16:
+            _SINGULARS.clear()
+        s = _SINGULARS[name] = lexicon.singular(name)[0]
+    return s
+
 
 class Evidence:
     def __init__(self, graph: SceneGraph, kg: KG, caption_words: set[str] | None = None) -> None:
         self.kg = kg
         self.graph = graph
-        singular = lexicon.singular
         objects: dict[str, set[str]] = {}  # name -> attributes over every object of that name
         for o in graph.objects:
             atts = o.attributes
@@ -30,7 +40,7 @@ class Evidence:
             else:
                 have.update(atts)
             for x in o.names:  # every surface name, singular, also names the object
-                n = singular(x)[0]
+                n = _singular(x)
                 if n != name:
                     other = objects.get(n)
                     if other is None:

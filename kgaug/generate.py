@@ -106,7 +106,7 @@ def _row(blob: bytes, kg: KG, gen: Generator, cfg, report: Report) -> tuple:
     return (
         line.key, line.image, line.source, line.captions,
         [(c.text, c.facts(), c.style) for c in pseudo],
-        [tuple(n.row().values()) for n in negs],
+        [n.row_values() for n in negs],
         packed_json(*line.graph),  # = graph.to_json(): `graph` was made from this form
         sorted(line.sensitive.items()),
         line.license,

@@ -21,11 +21,12 @@ import json
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, Final
 
-CHUNK = 1 << 20
-MAX_ITEM = 256 << 20  # an item longer than this is declared malformed rather than buffered further
-_WS = " \t\r\n"
-_TOKEN = 16  # longer than any JSON token that cannot be decoded in part (literal, \\uXXXX\\uXXXX pair)
+CHUNK: Final = 1 << 20
+MAX_ITEM: Final = 256 << 20  # an item longer than this is declared malformed rather than buffered further
+_WS: Final = " \t\r\n"
+_TOKEN: Final = 16  # longer than any JSON token that cannot be decoded in part (literal, \\uXXXX\\uXXXX pair)
 
 
 class NotAnArray(ValueError):
@@ -118,30 +119,32 @@ def char_count(path: Path, start: int, stop: int, chunk: int = CHUNK) -> int:
 
 
 class _Stops:
-    """Where a `Part` may stop: the later ranges' starts, as character offsets from the part's start."""
+    """Where a `Part` may stop: the later ranges' starts, as character offsets from the part's start.
+    `next` (the range whose start `char` is) and `char` are both set or both None."""
 
     def __init__(self, path: Path, part: Part | None) -> None:
         self.path, self.part = path, part
-        self.next = None if part is None else part.index + 1
-        self.char = None
+        self.next: int | None = None if part is None else part.index + 1
+        self.char: int | None = None
         self._advance(0)
 
     def _advance(self, base: int) -> None:
-        starts = self.part.starts if self.part is not None else []
-        if self.next is None or self.next >= len(starts):
+        part = self.part
+        if part is None or self.next is None or self.next >= len(part.starts):
             self.next = self.char = None
             return
-        prev = self.part.start if self.char is None else starts[self.next - 1]
-        self.char = base + char_count(self.path, prev, starts[self.next])
+        prev = part.start if self.char is None else part.starts[self.next - 1]
+        self.char = base + char_count(self.path, prev, part.starts[self.next])
 
     def reached(self, offset: int) -> bool:
         """True (and the part ends) when an item starting at `offset` belongs to a later range: exactly at
         a range start, or past one (then the next start that an item lands on is looked for)."""
-        while self.char is not None and offset > self.char:
+        while self.char is not None and self.next is not None and offset > self.char:
             self.next += 1
             self._advance(self.char)
-        if self.char is not None and offset == self.char:
-            self.part.end_range, self.part.end_char = self.next, offset
+        part = self.part
+        if part is not None and self.char is not None and offset == self.char:
+            part.end_range, part.end_char = self.next, offset
             return True
         return False
 
@@ -222,6 +225,16 @@ def _needs_more(r: _Buffer, e: json.JSONDecodeError) -> bool:
     return cut and len(r.buf) - r.pos < MAX_ITEM and r.more()
 
 
+def _raw_decode(dec: Any, s: str, idx: int) -> tuple[object, int]:  # Any: typeshed lacks `scan_once`
+    """`dec.raw_decode(s, idx)`, the same results and errors, calling its scanner directly: compiled
+    (kgaug/native.py), that saves a Python call per item."""
+    try:
+        item, end = dec.scan_once(s, idx)
+    except StopIteration as err:
+        raise json.JSONDecodeError("Expecting value", s, err.value) from None
+    return item, end
+
+
 def _decode(dec: json.JSONDecoder, r: _Buffer):
     r.item_start = r.offset
     if len(r.buf) - r.pos < r.chunk >> 2:
@@ -231,7 +244,7 @@ def _decode(dec: json.JSONDecoder, r: _Buffer):
         r.more()
     while True:
         try:
-            item, end = dec.raw_decode(r.buf, r.pos)
+            item, end = _raw_decode(dec, r.buf, r.pos)
         except json.JSONDecodeError as e:
             if _needs_more(r, e):
                 continue

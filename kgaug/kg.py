@@ -21,7 +21,7 @@ import networkx as nx
 from kgaug import lexicon
 from kgaug.scene_graph import SceneGraph
 from kgaug.vgmeta import VGMeta
-from kgaug.wordnet import WordNet
+from kgaug.wordnet import WordNet, sense_key
 
 CORPUS_KINDS = ("has_attribute", "subject_of", "object_of", "co_occurs")
 CORPUS_COUNTERS = ("obj", "att", "pred", "obj_att", "subj_pred", "pred_obj", "cooc")
@@ -301,7 +301,7 @@ class KG:
             senses = frozenset(s.name() for f in forms for s in self.wn.noun_synsets(f))
             keys |= {("wn", x) for x in senses}
             keys |= {("n", x) for x in self._cn(name, ("cn:Synonym", "cn:FormOf"))}
-            top = frozenset(s.name() for f in forms for s in self.wn.noun_synsets(f)[:2])
+            top = frozenset(sense_key(s) for f in forms for s in self.wn.noun_synsets(f)[:2])  # as ancestors
             anc = frozenset().union(*(self.wn.ancestors(f) for f in forms))
             k = self._keys[name] = (frozenset(keys), top, anc)
         return k

@@ -27,7 +27,8 @@ def compiled() -> dict[str, bool]:
     """Module -> whether this process runs it compiled."""
     import importlib
 
-    return {m: not str(importlib.import_module(f"kgaug.{m}").__file__).endswith(".py") for m in MODULES}
+    return {m: not str(importlib.import_module("kgaug." + m.replace("/", ".")).__file__).endswith(".py")
+            for m in MODULES}
 
 
 def build(native: Path = NATIVE, quiet: bool = False) -> None:

@@ -9,12 +9,14 @@ reader can re-check a negative without this module's internals.
 from __future__ import annotations
 
 import random
+import re
 from collections import Counter
-from dataclasses import dataclass
 from functools import lru_cache, partial
+from typing import Final
 
 from kgaug import lexicon
 from kgaug.captions import NP, ORDER, Caption, Span
+from kgaug.captions import shuffle as _shuffle  # (tests compare it with Random.shuffle)
 from kgaug.evidence import Evidence
 from kgaug.kg import KG
 from kgaug.scene_graph import attribute_fact, parse_fact, relation_fact
@@ -29,21 +31,35 @@ TYPES = ("replace_obj", "replace_att", "replace_rel", "swap_obj", "swap_att", "a
 CANDIDATES_PER_SLOT = 6
 
 
-@dataclass
 class Negative:
-    type: str
-    text: str
-    from_: str
-    to: str
-    fact: str
-    plausibility: float
-    caption: str
-    new_facts: tuple[str, ...] = ()
-    check_word: str | None = None  # for caption sources: must not appear in the image's other captions
+    """One kept negative. (A plain class, not a dataclass: compiled, a dataclass's generated
+    `__init__` stays interpreted, and one is made per kept negative.)"""
+
+    def __init__(self, type: str, text: str, from_: str, to: str, fact: str, plausibility: float, caption: str,
+                 new_facts: tuple[str, ...] = (), check_word: str | None = None) -> None:
+        self.type = type
+        self.text = text
+        self.from_ = from_
+        self.to = to
+        self.fact = fact
+        self.plausibility = plausibility
+        self.caption = caption
+        self.new_facts = new_facts
+        self.check_word = check_word  # for caption sources: must not appear in the image's other captions
+
+    def __reduce__(self) -> tuple:  # pickled as its constructor call (the class has no dataclass support)
+        return Negative, (self.type, self.text, self.from_, self.to, self.fact, self.plausibility, self.caption,
+                          self.new_facts, self.check_word)
 
     def row(self) -> dict:
-        return {"type": self.type, "text": self.text, "from": self.from_, "to": self.to, "fact": self.fact,
-                "plausibility": round(self.plausibility, 4), "caption": self.caption}
+        return dict(zip(ROW_FIELDS, self.row_values()))
+
+    def row_values(self) -> tuple[str, str, str, str, str, float, str]:
+        """`row()`'s values, in its order (`table.HARD_NEGATIVE`'s)."""
+        return (self.type, self.text, self.from_, self.to, self.fact, round(self.plausibility, 4), self.caption)
+
+
+ROW_FIELDS: Final = ("type", "text", "from", "to", "fact", "plausibility", "caption")
 
 
 def derive_fact(kind: str, fact: str, frm: str, to: str) -> str:
@@ -74,10 +90,51 @@ def apply_edits(text: str, edits: list[tuple[Span, str]]) -> str:
         elif a == b and text[a:a + 2].isupper():
             new = new.upper()
         out = out[:a] + new + out[b:]
-    out = lexicon.fix_articles(out)
+    out = fix_articles(out)
     if text[:1].isupper():
         out = out[:1].upper() + out[1:]
     return out
+
+
+def fix_articles(text: str) -> str:
+    """`lexicon.fix_articles(text)`. Most edited texts need no change: this finds that out without
+    the regular expression, reading each a/an the way `lexicon._ARTICLE` finds them (an "a" or "an"
+    at a word start, a space, then ASCII letters), and leaves any change to lexicon. The candidates
+    are found by `str.find`: an "a " or "A " (the article "a"), an "n " after an a/A ("an")."""
+    for ending in ("a ", "A ", "n "):
+        p = text.find(ending)
+        while p != -1:
+            start = p  # where the article starts
+            if ending == "n ":
+                start = p - 1 if p >= 1 and text[p - 1] in "aA" else -1
+            if start >= 0 and (start == 0 or not _word_char(text[start - 1])):  # (the pattern's "no \\w before")
+                end = text.find(" ", p + 2)
+                after = text[p + 2:end] if end != -1 else text[p + 2:]
+                if _article_before(after) not in ("", text[start:p + 1].lower()):
+                    return lexicon.fix_articles(text)
+            p = text.find(ending, p + 1)
+    return text
+
+
+_LETTERS: Final = re.compile("[A-Za-z]*")
+_ARTICLES: dict[str, str] = {}  # token -> `_article_before(token)`, read per edited text
+
+
+def _article_before(token: str) -> str:
+    """`lexicon.article` of the ASCII letters a token starts with ("dog." -> "dog"), '' if none."""
+    a = _ARTICLES.get(token)
+    if a is None:
+        m = _LETTERS.match(token)
+        word = m.group() if m is not None else ""
+        if len(_ARTICLES) >= 1 << 16:
+            _ARTICLES.clear()
+        a = _ARTICLES[token] = lexicon.article(word) if word else ""
+    return a
+
+
+def _word_char(c: str) -> bool:
+    """What the regular expression `\\w` matches (Unicode letters and digits, and "_")."""
+    return c != " " and (c.isalnum() or c == "_")
 
 
 def _moved(text: str, span: Span) -> str:
@@ -115,10 +172,9 @@ class Generator:
     def _reject(self, kind: str, reason: str) -> None:
         self.rejected[kind, reason] += 1
 
-    def _ok(self, kind: str, ev: Evidence, new_facts, to_word: str | None) -> bool:
-        holds = ev.holds
+    def _ok(self, kind: str, ev: Evidence, new_facts: tuple[str, ...], to_word: str | None) -> bool:
         for f in new_facts:
-            if holds(f):
+            if ev.holds(f):
                 self._reject(kind, "true in the image's graph")
                 return False
         if to_word is not None and ev.stated_word(to_word):
@@ -148,13 +204,12 @@ class Generator:
         name = np.name
         own = {x for x, _ in np.atts}
         fact = attribute_fact(a, name)
-        p_att = kg.plausibility_att
-        return [(p_att(name, to), c, [(span, to)], a, to, fact, (attribute_fact(to, name),), to)
+        return [(kg.plausibility_att(name, to), c, [(span, to)], a, to, fact, (attribute_fact(to, name),), to)
                 for to in kg.attribute_candidates(a, CANDIDATES_PER_SLOT) if to not in own]
 
     def replace_obj_slots(self, c: Caption) -> list[tuple]:
-        cands = self.kg.object_candidates
-        return [(c, i) for i, np in enumerate(c.nps) if cands(np.name, 1)]
+        kg = self.kg
+        return [(c, i) for i, np in enumerate(c.nps) if kg.object_candidates(np.name, 1)]
 
     def replace_obj(self, c: Caption, i: int) -> list[tuple]:
         out = []
@@ -167,32 +222,32 @@ class Generator:
         rels = [(r.pred, nps[r.obj].name, True) if r.subj == i else (r.pred, nps[r.subj].name, False)
                 for r in c.rels if r.subj == i or r.obj == i]
         rest = [n for n in others if n != name]
-        p_att, p_rel, p_cooc, singular = kg.plausibility_att, kg.plausibility_rel, kg.plausibility_cooc, lexicon.singular
+        singular = lexicon.singular
         for to in kg.object_candidates(name, CANDIDATES_PER_SLOT):
             if to in others or singular(to)[1]:
                 continue  # a plural-only word ("people") would break the article and verb number
             if atts or rels:
-                scores = [p_att(to, a) for a in atts]
+                scores = [kg.plausibility_att(to, a) for a in atts]
                 for pr, other, subj in rels:
-                    scores.append(p_rel(to, pr, other) if subj else p_rel(other, pr, to))
-                scores.append(p_cooc(to, rest))
+                    scores.append(kg.plausibility_rel(to, pr, other) if subj else kg.plausibility_rel(other, pr, to))
+                scores.append(kg.plausibility_cooc(to, rest))
                 p = sum(scores) / len(scores)
             else:  # the mean of one score is that score, exactly
-                p = p_cooc(to, rest)
+                p = kg.plausibility_cooc(to, rest)
             out.append((p, c, [(head, lexicon.plural(to) if form else to)], name, to, name, (to,), to))
         return out
 
     def replace_rel_slots(self, c: Caption) -> list[tuple]:
-        cands = self.kg.predicate_candidates
-        return [(c, r) for r in c.rels if r.editable and r.span is not None and cands(r.pred)]
+        kg = self.kg
+        return [(c, r) for r in c.rels if r.editable and r.span is not None and kg.predicate_candidates(r.pred)]
 
     def replace_rel(self, c: Caption, r) -> list[tuple]:
         kg = self.kg
         s, o = c.nps[r.subj].name, c.nps[r.obj].name
         pred, span = r.pred, r.span
         fact = relation_fact(pred, s, o)
-        p_rel, display = kg.plausibility_rel, lexicon.display_predicate
-        return [(p_rel(s, to, o), c, [(span, display(to))], pred, to, fact, (relation_fact(to, s, o),), None)
+        display = lexicon.display_predicate
+        return [(kg.plausibility_rel(s, to, o), c, [(span, display(to))], pred, to, fact, (relation_fact(to, s, o),), None)
                 for to in kg.predicate_candidates(pred)[:CANDIDATES_PER_SLOT * 2]]
 
     def _pairs(self, c: Caption) -> list[tuple]:
@@ -267,7 +322,6 @@ class Generator:
         category = lexicon.attribute_category()  # (what kg.attribute_category reads)
         cats = {category.get(a) for a, _ in np.atts}
         where: dict[str, int] = {}
-        p_att = kg.plausibility_att
         for to, cat in kg.addable_attributes(name, self._colours):
             if cat in cats:
                 continue
@@ -275,7 +329,7 @@ class Generator:
             at = where.get(cat)
             if at is None:
                 at = where[cat] = _insertion_point(np, cat, kg)
-            out.append((p_att(name, to), c, [((at, at), to + " ")], "", to, new, (new,), to))
+            out.append((kg.plausibility_att(name, to), c, [((at, at), to + " ")], "", to, new, (new,), to))
             if len(out) >= CANDIDATES_PER_SLOT:
                 break
         return out
@@ -292,14 +346,14 @@ class Generator:
         names = [n.name for n in c.nps]
         out = []
         pool: dict[str, None] = {}
-        cooccurring, p_cooc, is_not_object = self.kg.cooccurring, self.kg.plausibility_cooc, lexicon.is_not_object
+        kg, is_not_object = self.kg, lexicon.is_not_object
         for n in names:
-            pool.update(dict.fromkeys(cooccurring(n)[:CANDIDATES_PER_SLOT]))
+            pool.update(dict.fromkeys(kg.cooccurring(n)[:CANDIDATES_PER_SLOT]))
         end = (last.span[1], last.span[1])
         for to in list(pool)[:CANDIDATES_PER_SLOT * 2]:
             if to in names or is_not_object(to):
                 continue
-            out.append((p_cooc(to, names), c, [(end, _and_phrase(to))], "", to, to, (to,), to))
+            out.append((kg.plausibility_cooc(to, names), c, [(end, _and_phrase(to))], "", to, to, (to,), to))
         return out
 
     # -- per image --------------------------------------------------------------------------------
@@ -349,10 +403,9 @@ class Generator:
     def _take(self, kind: str, ranked: list[tuple], ev: Evidence, kept: set[str], out: list[Negative]) -> bool:
         """Pop the slot's best valid candidate (the rest stay for a later round) into `out`;
         True when `per_type` negatives are kept."""
-        ok = self._ok
         while ranked:
             plaus, c, edits, frm, to, fact, new_facts, check = ranked.pop()
-            if not ok(kind, ev, new_facts, check):
+            if not self._ok(kind, ev, new_facts, check):
                 continue
             text = apply_edits(c.text, edits)
             folded = text.lower()
@@ -362,23 +415,6 @@ class Generator:
             out.append(Negative(kind, text, frm, to, fact, plaus, c.text, new_facts, check))
             break
         return len(kept) >= self.per_type
-
-
-def _shuffle(rng: random.Random, x: list) -> None:
-    """`rng.shuffle(x)`: CPython's Fisher-Yates with `Random._randbelow` (rejection sampling on
-    getrandbits) written out, so the same getrandbits calls make the same swaps, without a Python
-    call per item. Another kind of generator is shuffled by its own method."""
-    if type(rng) is not random.Random:
-        rng.shuffle(x)
-        return
-    getrandbits = rng.getrandbits
-    for i in range(len(x) - 1, 0, -1):
-        n = i + 1
-        k = n.bit_length()
-        j = getrandbits(k)
-        while j >= n:
-            j = getrandbits(k)
-        x[i], x[j] = x[j], x[i]
 
 
 def _first_categorised(atts: list[tuple[str, Span]]) -> tuple[str, Span] | None:

@@ -10,14 +10,23 @@ from __future__ import annotations
 import json
 import operator
 from dataclasses import dataclass, field
+from typing import Any, Final
 
 import orjson
 
 from kgaug import lexicon
 
+try:
+    from mypy_extensions import mypyc_attr
+except ImportError:  # only the compiled build (kgaug/native.py) reads it
+    def mypyc_attr(*attrs: str, **kwattrs: object):  # type: ignore[misc]
+        return lambda cls: cls
+
 
 # slots: pass 2 makes every object and relation of every image (from the spill); slotted ones are
-# about a quarter cheaper to make and no slower to read.
+# about a quarter cheaper to make and no slower to read. Compiled (kgaug/native.py), Obj and Rel are native
+# classes (pass 2's compiled modules read their fields directly); SceneGraph and PackedGraph stay plain
+# Python classes, as PackedGraph fills its attributes on first read (`__getattr__`).
 @dataclass(slots=True)
 class Obj:
     id: str
@@ -41,6 +50,7 @@ _OBJ_FIELDS = operator.attrgetter("id", "name", "plural", "names", "synsets", "a
 _REL_FIELDS = operator.attrgetter("subject", "predicate", "object")
 
 
+@mypyc_attr(native_class=False)
 @dataclass
 class SceneGraph:
     objects: list[Obj] = field(default_factory=list)
@@ -131,50 +141,62 @@ def object_name(raw: str) -> tuple[str, bool]:
 # Pass 1 normalises every object name, attribute and predicate of the corpus, and VG repeats the same
 # few thousand raw strings endlessly: the answers (pure functions of the string) are kept in plain
 # dicts, cheaper to ask than the lexicon's lru caches. Bounded: past MEMO_SIZE entries a memo starts afresh.
-MEMO_SIZE = 1 << 17
-_NAME_FORMS: dict[str, tuple[str, str, bool]] = {}  # raw name -> (cleaned, singular, was plural)
-_CLEANED: dict[str, str] = {}  # raw attribute -> cleaned
-_PREDICATES: dict[str, str] = {}  # raw predicate -> canonical ('' when meaningless)
-
-
-def _remembered(memo: dict, answer, raw: str):
-    """`answer(raw)`, kept in `memo` (emptied when it holds MEMO_SIZE answers)."""
-    x = memo.get(raw)
-    if x is None:
-        x = answer(raw)
-        if len(memo) >= MEMO_SIZE:
-            memo.clear()
-        memo[raw] = x
-    return x
+MEMO_SIZE: Final = 1 << 17
+_NAME_FORMS: Final[dict[str, tuple[str, str, bool]]] = {}  # raw name -> (cleaned, singular, was plural)
+_CLEANED: Final[dict[str, str]] = {}  # raw attribute -> cleaned
+_PREDICATES: Final[dict[str, str]] = {}  # raw predicate -> canonical ('' when meaningless)
 
 
 def _forms(raw: str) -> tuple[str, str, bool]:
-    cleaned = lexicon.clean(raw)
-    return (cleaned, *lexicon.singular(cleaned)) if cleaned else ("", "", False)
+    cleaned: str = lexicon.clean(raw)
+    if not cleaned:
+        return "", "", False
+    name, plural = lexicon.singular(cleaned)
+    return cleaned, name, plural
 
 
 def _name_forms(raw: str) -> tuple[str, str, bool]:
-    """(cleaned, singular, was plural) of a raw object name ('' cleaned: no usable name)."""
-    return _remembered(_NAME_FORMS, _forms, raw)
+    """(cleaned, singular, was plural) of a raw object name ('' cleaned: no usable name), memoised in a
+    plain dict (emptied when it holds MEMO_SIZE answers)."""
+    x = _NAME_FORMS.get(raw)
+    if x is None:
+        x = _forms(raw)
+        if len(_NAME_FORMS) >= MEMO_SIZE:
+            _NAME_FORMS.clear()
+        _NAME_FORMS[raw] = x
+    return x
 
 
 def _cleaned(raw: str) -> str:
-    """`lexicon.clean`, memoised in a plain dict."""
-    return _remembered(_CLEANED, lexicon.clean, raw)
+    """`lexicon.clean`, memoised in a plain dict (as `_name_forms`)."""
+    x = _CLEANED.get(raw)
+    if x is None:
+        x = lexicon.clean(raw)
+        if len(_CLEANED) >= MEMO_SIZE:
+            _CLEANED.clear()
+        _CLEANED[raw] = x
+    return x
 
 
 def _predicate(raw: str) -> str:
-    """`lexicon.predicate`, memoised in a plain dict."""
-    return _remembered(_PREDICATES, lexicon.predicate, raw)
+    """`lexicon.predicate`, memoised in a plain dict (as `_name_forms`)."""
+    x = _PREDICATES.get(raw)
+    if x is None:
+        x = lexicon.predicate(raw)
+        if len(_PREDICATES) >= MEMO_SIZE:
+            _PREDICATES.clear()
+        _PREDICATES[raw] = x
+    return x
 
 
-def _strings(xs) -> list[str]:
+def _strings(xs: Any) -> list[str]:
     """A new list of the strings among `xs` (VG's synsets lists: usually one string)."""
     if type(xs) is list and len(xs) == 1 and type(xs[0]) is str:
         return [xs[0]]  # the usual case, without building a comprehension
     return [s for s in xs if isinstance(s, str)] if xs else []
 
 
+@mypyc_attr(native_class=False)
 class PackedGraph(SceneGraph):
     """A SceneGraph held in its `to_tuples` form, as GraphBuilder makes it: pass 1 counts and spills that
     form as is, so the Obj and Rel objects (most of the cost of building a graph) are only made if
@@ -206,13 +228,15 @@ class PackedGraph(SceneGraph):
 
     def to_tuples(self) -> tuple:
         if "objects" in self.__dict__ or "relations" in self.__dict__:  # made, perhaps changed since
-            return super().to_tuples()
+            return SceneGraph.to_tuples(self)
         return tuple(self.packed_objects), tuple(self.packed_relations)
 
 
 class GraphBuilder:
     """Builds a SceneGraph while dropping (and naming) what cannot be kept. Objects are kept as the tuples
-    of `to_tuples` (id, name, plural, names, synsets, attributes, box) and the graph is a PackedGraph."""
+    of `to_tuples` (id, name, plural, names, synsets, attributes, box) and the graph is a PackedGraph.
+    Source records are untrusted: names, synsets, attributes and predicates are typed `Any` (compiled,
+    a declared type is enforced) and what is not a string is dropped here."""
 
     def __init__(self) -> None:
         self._objects: list[tuple] = []
@@ -223,20 +247,22 @@ class GraphBuilder:
         self._rels: set[tuple[str, str, str]] = set()
         self.problems: list[str] = []
 
-    def add_object(self, oid: str, names: list[str], synsets: list[str] | None = None,
-                   attributes: list[str] | None = None, box=None) -> tuple | None:
+    def add_object(self, oid: str, names: list, synsets: Any = None, attributes: Any = None,
+                   box: Any = None) -> tuple | None:
         """Add an object (or more attributes to the one of this id); its packed tuple, None if dropped."""
         obj = self.ids.get(oid)
         if obj is not None:
             if attributes:
                 self.add_attributes(oid, attributes)
             return obj
+        name: str
+        plural: bool
         if len(names) == 1:  # the usual case: one surface name
             x = names[0]
+            first = ""
             if isinstance(x, str):
-                first, name, plural = _NAME_FORMS.get(x) or _name_forms(x)
-            else:
-                first = ""
+                forms = _NAME_FORMS.get(x)
+                first, name, plural = forms if forms is not None else _name_forms(x)
             if not first:
                 self.problems.append("object with empty names")
                 return None
@@ -245,27 +271,31 @@ class GraphBuilder:
             cleaned = []
             for x in names:
                 if isinstance(x, str):
-                    x = _cleaned(x)
-                    if x and x not in cleaned:
-                        cleaned.append(x)
+                    c = _cleaned(x)
+                    if c and c not in cleaned:
+                        cleaned.append(c)
             if not cleaned:
                 self.problems.append("object with empty names")
                 return None
             name, plural = lexicon.singular(cleaned[0])
+        kept: list[str]
         if not synsets:
-            synsets = []
+            kept = []
         elif type(synsets) is list and len(synsets) == 1 and type(synsets[0]) is str:
-            synsets = [synsets[0]]  # VG's usual one synset: `_strings` without its call
+            kept = [synsets[0]]  # VG's usual one synset: `_strings` without its work
         else:
-            synsets = _strings(synsets)
+            kept = _strings(synsets)
         have: list[str] = []
-        obj = self.ids[oid] = (oid, name, plural, cleaned, synsets, have, box)
-        self._objects.append(obj)
+        # Declared a plain `tuple` (compiled, a precisely typed tuple is rebuilt at each use): one object,
+        # shared by `ids` and the graph.
+        packed: tuple = (oid, name, plural, cleaned, kept, have, box)
+        self.ids[oid] = packed
+        self._objects.append(packed)
         if attributes:
             self._attributes(have, name, attributes)
-        return obj
+        return packed
 
-    def add_attributes(self, oid: str, attributes: list[str]) -> None:
+    def add_attributes(self, oid: str, attributes: Any) -> None:
         obj = self.ids.get(oid)
         if obj is None:
             self.problems.append("attribute for unknown object id")
@@ -273,12 +303,11 @@ class GraphBuilder:
         self._attributes(obj[5], obj[1], attributes)
 
     @staticmethod
-    def _attributes(have: list[str], name: str, attributes: list[str]) -> None:
+    def _attributes(have: list[str], name: str, attributes: Any) -> None:
         """Add the cleaned attributes to an object's `have`: new ones, not its own name."""
-        memo = _CLEANED
         for a in attributes:
             if isinstance(a, str):
-                c = memo.get(a)
+                c = _CLEANED.get(a)
                 if c is None:
                     c = _cleaned(a)
                 if c and c not in have and c != name:
@@ -287,12 +316,15 @@ class GraphBuilder:
     def has(self, oid: str) -> bool:
         return oid in self.ids
 
-    def add_relation(self, subj: str, pred: str, obj: str, synsets: list[str] | None = None) -> bool:
+    def add_relation(self, subj: str, pred: Any, obj: str, synsets: Any = None) -> bool:
         ids = self.ids
         if subj not in ids or obj not in ids:
             self.problems.append("relation to unknown object id")
             return False
-        p = (_PREDICATES.get(pred) or _predicate(pred)) if isinstance(pred, str) else ""
+        p = ""
+        if isinstance(pred, str):
+            known = _PREDICATES.get(pred)
+            p = known if known is not None else _predicate(pred)
         if not p:
             self.problems.append("empty or meaningless predicate")
             return False

@@ -6,8 +6,10 @@
 
 from __future__ import annotations
 
+import os
 from functools import lru_cache
 from itertools import islice
+from typing import Any
 
 INSTALL_HINT = ("WordNet data for nltk is not installed: run `python -m nltk.downloader wordnet` "
                 "(or set NLTK_DATA to a folder holding corpora/wordnet), or pass --no-wordnet")
@@ -18,6 +20,11 @@ class WordNetMissing(RuntimeError):
 
 
 ANCESTOR_DEPTH = 12  # hypernym steps `ancestors` follows
+
+
+def sense_key(synset) -> tuple[str, int]:
+    """(pos, data-file offset): names a synset as its `name()` does, without reading its lemmas."""
+    return synset.pos(), synset.offset()
 
 
 def _key(word: str) -> str:
@@ -71,7 +78,7 @@ class WordNet:
         """`defer=True`: only check here that the data is installed; `load()` reads it (a few
         seconds), e.g. in a thread while pass 1 runs in worker processes, which never ask WordNet."""
         self.enabled = enabled
-        self.wn = None
+        self.wn: Any = None  # nltk WordNetCorpusReader once loaded
         if enabled:
             if defer:
                 try:
@@ -87,7 +94,8 @@ class WordNet:
         self.cohyponyms = lru_cache(maxsize=1 << 14)(self._cohyponyms)
         self.antonyms = lru_cache(maxsize=1 << 14)(self._antonyms)
         self.lexname = lru_cache(maxsize=1 << 16)(self._lexname)
-        self._up: dict[tuple[str, int], frozenset[str]] = {}  # (synset, depth) -> `_within`
+        self._up: dict[tuple[tuple[str, int], int], frozenset[tuple[str, int]]] = {}  # (synset, depth) -> `_within`
+        self._fds: dict[str, int] = {}  # pos -> data file, for `_data_line`
         self._parts: dict[tuple[str, str], tuple[frozenset[str], frozenset[int]]] = {}  # `_synonym_parts`
 
     def load(self) -> None:
@@ -177,30 +185,72 @@ class WordNet:
             parts = self._parts[word, pos] = (frozenset(names), frozenset(similar))
         return parts
 
-    def _ancestors(self, word: str) -> frozenset[str]:
-        """Synset names of every hypernym up to ANCESTOR_DEPTH steps (and the word's own first synsets)."""
-        return frozenset().union(*(self._within(s, ANCESTOR_DEPTH) for s in self.noun_synsets(word)[:2]))
+    def _ancestors(self, word: str) -> frozenset[tuple[str, int]]:
+        """Keys (`sense_key`) of the word's first two noun synsets and of every hypernym up to
+        ANCESTOR_DEPTH steps above them."""
+        return frozenset().union(*(self._within(sense_key(s), ANCESTOR_DEPTH) for s in self.noun_synsets(word)[:2]))
 
-    def _within(self, s, depth: int) -> frozenset[str]:
-        """Names of `s` and of the synsets at most `depth` hypernym steps above it (what
+    def _within(self, key: tuple[str, int], depth: int) -> frozenset[tuple[str, int]]:
+        """Keys of a synset and of the synsets at most `depth` hypernym steps above it (what
         `s.closure(hypernyms + instance_hypernyms, depth)` reaches, plus `s`). Memoised per (synset,
         depth): words share most of their ancestors, so each is walked once."""
-        key = (s.name(), depth)
-        up = self._up.get(key)
+        up = self._up.get((key, depth))
         if up is None:
-            up = frozenset((key[0],))
+            up = frozenset((key,))
             if depth > 0:
-                up = up.union(*(self._within(h, depth - 1) for h in s.hypernyms() + s.instance_hypernyms()))
-            self._up[key] = up
+                up = up.union(*(self._within(h, depth - 1) for h in self._hypernym_keys(key)))
+            self._up[key, depth] = up
         return up
+
+    def _hypernym_keys(self, key: tuple[str, int]) -> list[tuple[str, int]]:
+        """Keys of a synset's hypernyms and instance hypernyms (nltk's `hypernyms()` and
+        `instance_hypernyms()`: its synset-level "@" and "@i" pointers), read from its data-file line
+        unless nltk has built the synset already. Building a Synset for every ancestor (lemmas,
+        sense keys, gloss) is most of what a first `ancestors` costs, and only the pointers are read."""
+        pos, offset = key
+        cache = getattr(self.wn, "_synset_offset_cache", None)
+        synset = cache[pos].get(offset) if isinstance(cache, dict) else None
+        if synset is None:
+            line = self._data_line(pos, offset)
+            fields = line.split("|", 1)[0].split() if line is not None else []
+            if fields and fields[0] == f"{offset:08d}":
+                i = 4 + 2 * int(fields[3], 16)  # offset, lexname, pos, lemma count, (lemma, lex id) ...
+                out = []
+                for k in range(i + 1, i + 1 + 4 * int(fields[i]), 4):  # (symbol, offset, pos, source/target)
+                    if fields[k] in ("@", "@i") and fields[k + 3] == "0000":
+                        out.append((fields[k + 2], int(fields[k + 1])))
+                return out
+            synset = self.wn.synset_from_pos_and_offset(pos, offset)  # not read here: nltk's way
+        pointers = getattr(synset, "_pointers", None)  # what nltk's `_related` reads: no synset is built
+        if isinstance(pointers, dict):
+            return [*pointers.get("@", ()), *pointers.get("@i", ())]
+        return [sense_key(h) for h in synset.hypernyms() + synset.instance_hypernyms()]
+
+    def _data_line(self, pos: str, offset: int) -> str | None:
+        """The data-file line at `offset` (None when the files are not plain files, e.g. in a zip).
+        Read with `os.pread`, which moves no file offset: safe in forked workers."""
+        fd = self._fds.get(pos)
+        if fd is None:
+            path = getattr(self.wn.root, "path", None) if self.wn is not None else None
+            name = {"n": "noun", "v": "verb", "a": "adj", "s": "adj", "r": "adv"}.get(pos)
+            if not isinstance(path, str) or name is None or not os.path.isfile(os.path.join(path, f"data.{name}")):
+                return None
+            fd = self._fds[pos] = os.open(os.path.join(path, f"data.{name}"), os.O_RDONLY)
+        data = b""
+        while b"\n" not in data:
+            more = os.pread(fd, 1 << 13, offset + len(data))
+            if not more:
+                break
+            data += more
+        return data.split(b"\n", 1)[0].decode("utf-8", "replace")
 
     def is_a_either_way(self, a: str, b: str) -> bool:
         """True when one noun names a kind of the other (dog / animal): replacing one by the other
         could leave the caption true."""
         if self.wn is None:
             return False
-        sa = {s.name() for s in self.noun_synsets(a)[:2]}
-        sb = {s.name() for s in self.noun_synsets(b)[:2]}
+        sa = {sense_key(s) for s in self.noun_synsets(a)[:2]}
+        sb = {sense_key(s) for s in self.noun_synsets(b)[:2]}
         return bool(sa & self.ancestors(b)) or bool(sb & self.ancestors(a))
 
     def _cohyponyms(self, word: str) -> tuple[str, ...]:

@@ -17,13 +17,14 @@ import json
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Final
 
 from kgaug.jsonstream import Malformed, NotAnArray, Part, iter_array, split_points
 from kgaug.scene_graph import GraphBuilder
 from kgaug.sources import IMAGE_SUFFIXES, InputError, Record, RelativeWhere, Skip, make_key
 
 LICENSE = {"vg": "CC BY 4.0"}
-LOOKAHEAD = 4096  # records buffered while re-aligning parallel arrays that disagree on order
+LOOKAHEAD: Final = 4096  # records buffered while re-aligning parallel arrays that disagree on order
 
 
 def _has_image_id(x: object) -> bool:
@@ -129,7 +130,9 @@ def _graph(image_id, objects, attributes, relationships, problems: list[str]):
     # Objects by their raw int id: most relationships (`subject_id`/`object_id` ints, no merged ids, no
     # embedded objects) find their ends here, without converting and hashing the id again (`_end`).
     by_int: dict[int, tuple] = {}  # raw id -> the builder's packed object (its id first)
-    add_object, ids = b.add_object, b.ids
+    # `b.add_object(...)` spelled out at each call: compiled (kgaug/native.py) that is a direct C call,
+    # where a bound method kept in a local would be called through Python.
+    ids = b.ids
     for o in objects if isinstance(objects, list) else []:
         if not isinstance(o, dict) or "object_id" not in o:
             problems.append("object record without object_id")
@@ -137,8 +140,8 @@ def _graph(image_id, objects, attributes, relationships, problems: list[str]):
         raw = o["object_id"]
         oid = str(raw)
         names = o.get("names")
-        obj = add_object(oid, names if isinstance(names, list) else _names(o), o.get("synsets"),
-                         o.get("attributes"), _box(o))
+        obj = b.add_object(oid, names if isinstance(names, list) else _names(o), o.get("synsets"),
+                           o.get("attributes"), _box(o))
         if obj is not None and type(raw) is int:
             by_int[raw] = obj
         merged = o.get("merged_object_ids")
@@ -152,8 +155,8 @@ def _graph(image_id, objects, attributes, relationships, problems: list[str]):
         if oid in ids:
             b.add_attributes(oid, a.get("attributes") or [])
         else:
-            add_object(oid, _names(a), a.get("synsets"), a.get("attributes"), _box(a))
-    add_relation, plain = b.add_relation, not alias
+            b.add_object(oid, _names(a), a.get("synsets"), a.get("attributes"), _box(a))
+    plain = not alias
     for r in relationships if isinstance(relationships, list) else []:
         if not isinstance(r, dict):
             problems.append("relationship record is not an object")
@@ -163,17 +166,17 @@ def _graph(image_id, objects, attributes, relationships, problems: list[str]):
             subj = by_int.get(s) if type(s) is int else None
             obj = by_int.get(t) if type(t) is int else None
             if subj is not None and obj is not None:  # what `_end` gives for both, without its work
-                add_relation(subj[0], r.get("predicate", ""), obj[0], r.get("synsets"))
+                b.add_relation(subj[0], r.get("predicate", ""), obj[0], r.get("synsets"))
                 continue
-        add_relation(_end(b, alias, r, "subject", "subject_id"), r.get("predicate", ""),
-                     _end(b, alias, r, "object", "object_id"), r.get("synsets"))
+        b.add_relation(_end(b, alias, r, "subject", "subject_id"), r.get("predicate", ""),
+                       _end(b, alias, r, "object", "object_id"), r.get("synsets"))
     problems.extend(b.problems)
     return b.graph
 
 
-def _image_index(path: Path, skips: list[Skip]) -> dict[int | str, str | None]:
+def _image_index(path: Path, skips: list[Skip]) -> dict[object, str | None]:
     """image id -> path relative to the images folder (from the URL's last two parts)."""
-    out: dict[int | str, str | None] = {}
+    out: dict[object, str | None] = {}
     for rec in _stream(path, skips):
         url = rec.get("url") if isinstance(rec.get("url"), str) else None
         out[_image_id(rec)] = "/".join(url.split("/")[-2:]) if url else None

@@ -287,3 +287,25 @@ def test_negatives_shuffle_draws_what_random_shuffle_draws():
             a.shuffle(x)
             _shuffle(b, y)
             assert x == y and a.getstate() == b.getstate()
+
+
+def test_objects_that_cross_processes_pickle_round_trip():
+    """Pass-1 workers send parsed captions to the parent and pass 2 may hand negatives around: compiled
+    (mypyc) classes pickle only if written for it, and a failed unpickle in a Pool's result thread
+    hangs the build instead of failing it."""
+    import pickle
+
+    g = _graph()
+    kg = _kg_for_negatives(g)
+    caps = pseudo_captions(g, 6, random.Random(3))
+    negs = Generator(kg, per_type=1).for_image(caps, Evidence(g, kg), random.Random(5))
+    assert caps and negs
+    for c in caps:
+        back = pickle.loads(pickle.dumps(c))
+        assert caption_to_dict(back) == caption_to_dict(c) and back.facts() == c.facts()
+    for n in negs:
+        back = pickle.loads(pickle.dumps(n))
+        assert (back.row(), back.new_facts, back.check_word) == (n.row(), n.new_facts, n.check_word)
+    assert pickle.loads(pickle.dumps(g)) == g
+    assert pickle.loads(pickle.dumps(g.objects[0])) == g.objects[0]
+    assert pickle.loads(pickle.dumps(g.relations[0])) == g.relations[0]
