@@ -289,6 +289,22 @@ def test_negatives_shuffle_draws_what_random_shuffle_draws():
             assert x == y and a.getstate() == b.getstate()
 
 
+def test_caption_draws_are_what_random_draws():
+    """Pseudo-captions draw with written-out copies of `Random.sample` and `Random.choice` (compiled,
+    no Python call per draw): same items, same generator state after, on both of sample's paths
+    (a pool for small populations, drawn indices for large ones)."""
+    from kgaug.captions import choice, sample
+
+    for seed in range(150):
+        for n in (1, 2, 3, 5, 21, 22, 40, 500):
+            pop = [f"w{i}" for i in range(n)]
+            for k in range(min(n, 5) + 1):
+                a, b = random.Random(seed), random.Random(seed)
+                assert a.sample(pop, k) == sample(b, pop, k) and a.getstate() == b.getstate(), (seed, n, k)
+            a, b = random.Random(seed), random.Random(seed)
+            assert a.choice(pop) == choice(b, pop) and a.getstate() == b.getstate()
+
+
 def test_objects_that_cross_processes_pickle_round_trip():
     """Pass-1 workers send parsed captions to the parent and pass 2 may hand negatives around: compiled
     (mypyc) classes pickle only if written for it, and a failed unpickle in a Pool's result thread
