@@ -155,38 +155,32 @@ def _forms(raw: str) -> tuple[str, str, bool]:
     return cleaned, name, plural
 
 
-def _name_forms(raw: str) -> tuple[str, str, bool]:
-    """(cleaned, singular, was plural) of a raw object name ('' cleaned: no usable name), memoised in a
-    plain dict (emptied when it holds MEMO_SIZE answers)."""
-    x = _NAME_FORMS.get(raw)
-    if x is None:
-        x = _forms(raw)
-        if len(_NAME_FORMS) >= MEMO_SIZE:
-            _NAME_FORMS.clear()
-        _NAME_FORMS[raw] = x
+def _remember(memo: dict, raw: str, x):
+    """Keep `x` as `memo`'s answer for `raw` (the memo starts afresh past MEMO_SIZE answers); returns `x`.
+    Each memoised function below asks its memo inline (one dict look-up when the answer is known) and
+    calls this only to remember a new answer."""
+    if len(memo) >= MEMO_SIZE:
+        memo.clear()
+    memo[raw] = x
     return x
+
+
+def _name_forms(raw: str) -> tuple[str, str, bool]:
+    """(cleaned, singular, was plural) of a raw object name ('' cleaned: no usable name), memoised."""
+    x = _NAME_FORMS.get(raw)
+    return x if x is not None else _remember(_NAME_FORMS, raw, _forms(raw))
 
 
 def _cleaned(raw: str) -> str:
-    """`lexicon.clean`, memoised in a plain dict (as `_name_forms`)."""
+    """`lexicon.clean`, memoised."""
     x = _CLEANED.get(raw)
-    if x is None:
-        x = lexicon.clean(raw)
-        if len(_CLEANED) >= MEMO_SIZE:
-            _CLEANED.clear()
-        _CLEANED[raw] = x
-    return x
+    return x if x is not None else _remember(_CLEANED, raw, lexicon.clean(raw))
 
 
 def _predicate(raw: str) -> str:
-    """`lexicon.predicate`, memoised in a plain dict (as `_name_forms`)."""
+    """`lexicon.predicate`, memoised."""
     x = _PREDICATES.get(raw)
-    if x is None:
-        x = lexicon.predicate(raw)
-        if len(_PREDICATES) >= MEMO_SIZE:
-            _PREDICATES.clear()
-        _PREDICATES[raw] = x
-    return x
+    return x if x is not None else _remember(_PREDICATES, raw, lexicon.predicate(raw))
 
 
 def _strings(xs: Any) -> list[str]:
