@@ -25,7 +25,7 @@ COPY train ./train
 COPY tests/assets ./tests/assets
 
 # The `gpu` extra selects faiss-gpu instead of faiss-cpu; versions come from pyproject.toml. `native`
-# brings mypyc, which compiles kgaug's pass-2 modules in the installed package (kgaug/native.py).
+# brings mypyc, which compiles kgaug's per-image modules in the installed package (kgaug/native.py).
 # hadolint ignore=DL3013
 RUN pip install --upgrade pip \
  && pip install ".[gpu,native]" \

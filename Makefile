@@ -34,7 +34,7 @@ $(VENV)/.installed-dev: pyproject.toml | $(PY)
 install: $(VENV)/.installed
 install-dev: $(VENV)/.installed-dev
 
-# kgaug's pass-2 modules compiled with mypyc (kgaug/native.py): rebuilt when a source changed; without a
+# kgaug's per-image modules compiled with mypyc (kgaug/native.py): rebuilt when a source changed; without a
 # C compiler it says so and kgaug runs its Python sources (same output bytes, slower).
 native: $(VENV)/.installed
 	$(PY) -m kgaug.native build --if-stale --optional -q

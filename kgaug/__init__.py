@@ -9,7 +9,7 @@ try:
 except PackageNotFoundError:  # running from a source tree that is not installed
     __version__ = "0.0.0+unknown"
 
-# Pass 2's modules compiled by `python -m kgaug.native build`, when built for these sources and this
+# The per-image modules compiled by `python -m kgaug.native build`, when built for these sources and this
 # Python: found before the .py files of the same names (see kgaug/native.py).
 _path = _compiled.package_path()
 if _path is not None:

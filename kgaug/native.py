@@ -1,4 +1,4 @@
-"""Pass 2's modules compiled with mypyc: the same code and the same output bytes, less CPU.
+"""kgaug's per-image modules (both passes) compiled with mypyc: the same code and the same output bytes, less CPU.
 
 `python -m kgaug.native build` (run by `make install`) compiles `MODULES` with mypyc (mypy's
 compiler, the `native` extra) into `kgaug/_native/`, and writes a stamp holding each source's sha256
