@@ -1,6 +1,6 @@
 """kgaug's per-image modules (both passes) compiled with mypyc: the same code and the same output bytes, less CPU.
 
-`python -m kgaug.native build` (run by `make install`) compiles `MODULES` with mypyc (mypy's
+`python -m kgaug.native build` (`make native`, a step of `make demo`/`test`/`bench`) compiles `MODULES` with mypyc (mypy's
 compiler, the `native` extra) into `kgaug/_native/`, and writes a stamp holding each source's sha256
 last. On import, `kgaug` puts that folder in front of its own `__path__` only while the stamp matches
 the sources and this Python, so an edited source is never shadowed by an old build: it warns once and
