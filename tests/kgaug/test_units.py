@@ -325,3 +325,19 @@ def test_objects_that_cross_processes_pickle_round_trip():
     assert pickle.loads(pickle.dumps(g)) == g
     assert pickle.loads(pickle.dumps(g.objects[0])) == g.objects[0]
     assert pickle.loads(pickle.dumps(g.relations[0])) == g.relations[0]
+
+
+def test_negatives_fix_articles_is_the_lexicon_s():
+    """Negatives re-inflect articles through a fast check that hands any text needing a change to
+    `lexicon.fix_articles`: the two must agree on every text (same bytes in the table)."""
+    from kgaug.negatives import fix_articles
+
+    rng = random.Random(0)
+    pieces = ["a", "A", "an", "An", "AN", " ", "  ", "apple", "dog", "hour", "umbrella", "Élan", "x", "_a", "9a",
+              "banana", "ean", "n", ".", ",", "a.", "an-", "öl", "unicorn", "A"]
+    texts = ["a apple", "an dog", "A umbrella on an table", "banana an apple", "café a egg", "a  apple",
+             "the an", "a", "an", "", "A DOG", "a_b an ox"]
+    texts += ["".join(rng.choice(pieces) + rng.choice(["", " "]) for _ in range(rng.randrange(1, 9)))
+              for _ in range(20000)]
+    for t in texts:
+        assert fix_articles(t) == lexicon.fix_articles(t), t
