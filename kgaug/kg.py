@@ -419,7 +419,12 @@ class KG:
             return True
         # "sitting on" states "on": a verb + preposition predicate is the same as its bare preposition.
         wa, wb = a.split(" "), b.split(" ")
-        return (len(wa) > len(wb) and wa[-len(wb):] == wb) or (len(wb) > len(wa) and wb[-len(wa):] == wa)
+        if (len(wa) > len(wb) and wa[-len(wb):] == wb) or (len(wb) > len(wa) and wb[-len(wa):] == wa):
+            return True
+        # "holding up" states "holding": a phrasal verb is the same as its bare verb.
+        if len(wa) < len(wb):
+            wa, wb = wb, wa
+        return len(wa) == len(wb) + 1 and wa[:-1] == wb and wa[-1] in lexicon.particles()
 
     def describable(self, a: str) -> bool:
         """An attribute that can stand before a noun ('a red car'; not 'a here car', 'an using man')."""

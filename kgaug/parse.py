@@ -93,6 +93,24 @@ def _gerund(verb) -> str:
     return verb.lower_ if verb.tag_ == "VBG" else lexicon.gerund(verb.lemma_.lower())
 
 
+def _passive(verb) -> bool:
+    """A past participle read as passive: "is tied to", "has been parked on", "a bike parked on" (no
+    auxiliary). "has walked to" (perfect, active) is not."""
+    if verb.tag_ != "VBN":
+        return False
+    deps = [(c.dep_, c.lemma_) for c in verb.children]
+    if any(d in ("auxpass", "nsubjpass") for d, _ in deps):
+        return True
+    return not any(d == "aux" and lemma == "have" for d, lemma in deps)
+
+
+def _verb_predicate(verb) -> str:
+    """How a verb reads between its subject and its object: the gerund ("sitting on"), except for a
+    passive, which keeps its participle ("tied to", "covered with", "pulled by"): as a gerund it would
+    state the relation the other way round ("a dog tying to a hydrant")."""
+    return verb.lower_ if _passive(verb) else _gerund(verb)
+
+
 def to_caption(doc) -> Caption:
     text = doc.text
     nps: list[NP] = []
@@ -189,7 +207,7 @@ def to_caption(doc) -> Caption:
         span = (start.idx, end_tok.idx + len(end_tok.text))
         verb = attach if attach.pos_ == "VERB" and attach.i + 1 == start.i else None
         if verb is not None and verb.lemma_ != "be":
-            pred = f"{_gerund(verb)} {pred}"
+            pred = f"{_verb_predicate(verb)} {pred}"
             span = (verb.idx, span[1])
             editable = verb.tag_ == "VBG"
         else:
@@ -208,9 +226,25 @@ def to_caption(doc) -> Caption:
         if s is None or s == index[objs[0].i]:
             continue
         lemma = tok.lemma_.lower()
-        pred = "has" if lemma == "have" else _gerund(tok)
+        span = (tok.idx, tok.idx + len(tok.text))
+        editable = tok.tag_ == "VBG" and lemma != "have"
+        if lemma == "have":
+            pred = "has"
+        else:
+            pred = _verb_predicate(tok)
+            # A phrasal verb keeps its particle: "flying over sand" is not "flying sand", "picking up a
+            # frisbee" not "picking a frisbee". (The parser sometimes labels it a preposition without an
+            # object, before the verb's object.) Split from the verb ("picking a frisbee up"), the two are
+            # not one span an edit could replace.
+            prt = next((c for c in tok.children if c.dep_ == "prt" or (
+                c.dep_ == "prep" and c.i < objs[0].i and not any(g.dep_ == "pobj" for g in c.children))), None)
+            if prt is not None:
+                pred = f"{pred} {prt.lower_}"
+                if prt.i == tok.i + 1:
+                    span = (tok.idx, prt.idx + len(prt.text))
+                else:
+                    editable = False
         p = lexicon.predicate(pred)
         if p:
-            rels.append(RelSlot(p, s, index[objs[0].i], (tok.idx, tok.idx + len(tok.text)),
-                                editable=tok.tag_ == "VBG" and lemma != "have"))
+            rels.append(RelSlot(p, s, index[objs[0].i], span, editable=editable))
     return Caption(text, nps, rels, "human")

@@ -74,6 +74,12 @@ def symmetric_predicates() -> frozenset[str]:
     return frozenset(load("relations")["symmetric"])
 
 
+@cache
+def particles() -> frozenset[str]:
+    """Particles of phrasal verbs ("up" in "picking up")."""
+    return frozenset(load("relations")["particles"])
+
+
 _NON_WORD = re.compile(r"[^a-z0-9' \-]+")
 _SPACES = re.compile(r"\s+")
 

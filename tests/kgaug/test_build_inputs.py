@@ -196,6 +196,36 @@ def test_unparseable_caption_is_counted(tmp_path: Path, spacy_model: str):
     assert read_report(tmp_path / "o")["skips_by_reason"]["caption does not parse (no object found)"] == 1
 
 
+def test_passive_and_phrasal_verbs_keep_their_meaning(tmp_path: Path, spacy_model: str):
+    """"A dog is tied to a hydrant" states tied to(dog,hydrant): as a gerund ("a dog tying to a
+    hydrant") the pseudo-caption would state the relation the other way round."""
+    from kgaug.parse import load_nlp, to_caption
+
+    nlp = load_nlp(spacy_model)
+
+    def rels(text: str) -> set[tuple[str, str, str]]:
+        c = to_caption(nlp(text))
+        return {(c.nps[r.subj].name, r.pred, c.nps[r.obj].name) for r in c.rels}
+
+    assert ("dog", "tied to", "hydrant") in rels("A dog is tied to a fire hydrant.")
+    assert ("bus", "parked next to", "building") in rels("A bus parked next to a building.")  # no auxiliary
+    assert ("man", "pulled by", "horse") in rels("A man is being pulled by a horse.")
+    assert ("man", "sitting on", "bench") in rels("A man sitting on a bench.")
+    assert ("pitcher", "walking to", "mound") in rels("A pitcher who has walked to the mound.")  # perfect: active
+    assert ("bird", "flying over", "sand") in rels("A big bird that is flying over some sand.")  # particle kept
+    _jpg(tmp_path / "imgs" / "a.jpg")
+    (tmp_path / "c.csv").write_text("image,caption\na.jpg,A black dog is tied to a red fire hydrant.\n"
+                                    "a.jpg,A black dog leashed to a red hydrant on the sidewalk.\n")
+    code, log = run_build("--source", "captions", "--captions", str(tmp_path / "c.csv"), "--images",
+                          str(tmp_path / "imgs"), "--out", str(tmp_path / "o"), "--no-wordnet", "--spacy-model", spacy_model)
+    assert code == 0, log
+    (row,) = read_rows(tmp_path / "o")
+    texts = [p["text"] for p in row["pseudo_captions"]]
+    facts = {f for p in row["pseudo_captions"] for f in p["facts"]}
+    assert facts & {"tied to(dog,hydrant)", "leashed to(dog,hydrant)"}, texts
+    assert not any(w in t for t in texts for w in ("tying", "leashing")), texts
+
+
 def test_synthetic_source_images_and_sensitive(tmp_path: Path):
     folder = write_vg(tmp_path / "world", tiny_world()[:3])
     for i in (1, 2):

@@ -110,6 +110,18 @@ def test_evidence_synonyms_antonyms_and_symmetry():
     assert not ev.holds("on(couch,dog)")
 
 
+def test_a_phrasal_verb_states_its_bare_verb():
+    """"holding up a sign" is a way of holding it: a negative "holding a sign" would be true."""
+    b = GraphBuilder()
+    b.add_object("1", ["man"])
+    b.add_object("2", ["sign"])
+    b.add_relation("1", "holding up", "2")
+    ev = Evidence(b.graph, KG(WordNet(enabled=False)))
+    assert ev.holds("holding(man,sign)") and ev.holds("holding up(man,sign)")
+    assert not ev.holds("holding down(man,sign)") and not ev.holds("throwing(man,sign)")
+    assert not ev.holds("holding(sign,man)")
+
+
 def test_apply_edits_reinflects_articles_and_case():
     assert apply_edits("A black dog.", [((2, 7), "orange")]) == "An orange dog."
     assert apply_edits("A BLUE SHIRT", [((2, 6), "green")]) == "A GREEN SHIRT"
