@@ -176,8 +176,10 @@ class _Graph:
     try reads the same): objects by id, each object's describable attributes, the objects that have
     some, and the relations between two differently named objects."""
 
-    def __init__(self, g: SceneGraph, describable: Callable[[str], bool]) -> None:
+    def __init__(self, g: SceneGraph, describable: Callable[[str], bool],
+                 predicative: Callable[[str], bool] = lexicon.predicative) -> None:
         self.objects = g.objects
+        self.predicative = predicative
         self.ids = ids = g.by_id()
         self.usable: dict[int, list[str]] = {}  # id(obj) -> its describable attributes
         self.with_atts: list[Obj] = []
@@ -208,6 +210,10 @@ def attribute_caption(g: _Graph, rng: random.Random) -> Caption | None:
     if len(objs) == 1 and rng.random() < 0.5:
         o = objs[0]
         atts = g.pick_atts(o, rng, 2)
+        if not all(g.predicative(a) for a in atts):  # "four people.", not "the people are four."
+            w.np(o, atts)
+            w.put(".")
+            return w.caption("attribute")
         w.put("the")
         head = w.put(lexicon.inflect_like(o.name, o.plural))
         w.put("are" if o.plural else "is")
@@ -301,14 +307,15 @@ def object_caption(g: _Graph, rng: random.Random) -> Caption | None:
 STYLES = (attribute_caption, relation_caption, dense_caption)
 
 
-def pseudo_captions(g: SceneGraph, n: int, rng: random.Random,
-                    describable: Callable[[str], bool] = describable) -> list[Caption]:
+def pseudo_captions(g: SceneGraph, n: int, rng: random.Random, describable: Callable[[str], bool] = describable,
+                    predicative: Callable[[str], bool] = lexicon.predicative) -> list[Caption]:
     """Up to `n` distinct pseudo-captions, cycling through the focus styles; they state only the
-    attributes `describable` accepts (by default those that read well before a noun)."""
+    attributes `describable` accepts (by default those that read well before a noun), and put after
+    'is' only those `predicative` accepts."""
     out: list[Caption] = []
     if n <= 0 and not g.objects:
         return out
-    view = _Graph(g, describable)
+    view = _Graph(g, describable, predicative)
     seen: set[str] = set()
     tries = 0
     while len(out) < n and tries < 4 * n + 3:

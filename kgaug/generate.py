@@ -93,7 +93,7 @@ def _row(blob: bytes, kg: KG, gen: Generator, cfg, report: Report) -> tuple:
     rng = random.Random(f"{cfg.seed}:{line.key}")
     # Only attributes the KG finds describable (a subset of what captions.describable accepts, so
     # the captions' own test would change nothing: tests/kgaug/test_units.py checks it).
-    pseudo = pseudo_captions(_object_view(graph), cfg.pseudo_captions, rng, kg.describable)
+    pseudo = pseudo_captions(_object_view(graph), cfg.pseudo_captions, rng, kg.describable, kg.predicative)
     human = [caption_from_dict(d) for d in line.parsed]
     ev = Evidence(graph, kg, set(line.words))
     negs = gen.for_image(human + pseudo, ev, rng) if cfg.negatives_per_type > 0 else []

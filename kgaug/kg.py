@@ -167,6 +167,7 @@ class KG:
         self._cooc_adj: dict[str, list[str]] | None = None
         self._att_adj: dict[str, list[str]] | None = None
         self._describable: dict[str, bool] = {}
+        self._predicative: dict[str, bool] = {}
         self._cn_cache: dict[tuple, list[str]] = {}
         self._att_keys: dict[str, frozenset] = {}
         self._keys: dict[str, tuple[frozenset, frozenset, frozenset]] = {}
@@ -441,6 +442,18 @@ class KG:
             self._describable[a] = ok
         return ok
 
+    def predicative(self, a: str) -> bool:
+        """An attribute that reads after 'is' ('the dog is black'; not 'the people are four', 'the bike
+        is speed'): `lexicon.predicative`, and with WordNet a word outside the lexicon's categories
+        must also have an adjective sense or be a participle ('the window is locked')."""
+        ok = self._predicative.get(a)
+        if ok is None:
+            ok = lexicon.predicative(a)
+            if ok and self.wn.enabled and lexicon.attribute_category().get(a) is None:
+                ok = self.wn.adjective_senses(a) > 0 or self.wn.is_participle(a)
+            self._predicative[a] = ok
+        return ok
+
     # -- replacement candidates -----------------------------------------------------------------
     def object_candidates(self, o: str, limit: int = MAX_OBJECT_CANDIDATES) -> tuple[str, ...]:
         """Up to `limit` objects that may replace `o` (never one `same_object` as it). The sameness
@@ -596,7 +609,7 @@ class KG:
     # -- graph and persistence ------------------------------------------------------------------
     def finalize(self) -> nx.DiGraph:
         self._forget()
-        for memo in (self._cn_cache, self._keys, self._index, self._att_keys, self._describable):
+        for memo in (self._cn_cache, self._keys, self._index, self._att_keys, self._describable, self._predicative):
             memo.clear()
         g = self.graph
         for name, n in self.obj.items():

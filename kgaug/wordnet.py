@@ -132,6 +132,25 @@ class WordNet:
         return tuple(islice((get(p, offset) for p in pos for form in morphy(lemma, p, True)
                              for offset in index[form].get(p, [])), k))
 
+    def adjective_senses(self, word: str) -> int:
+        """How many adjective senses WordNet lists for exactly this word (0: a noun or verb only)."""
+        wn = self.wn
+        if wn is None:
+            return 0
+        index = getattr(wn, "_lemma_pos_offset_map", None)
+        if index is None:  # not the nltk reader this was written against
+            return len(wn.synsets(_key(word), pos="a"))
+        return len(index.get(_key(word).lower(), {}).get("a", ()))
+
+    def is_participle(self, word: str) -> bool:
+        """An inflected verb form ending -ed, -en or -ing ("locked", "standing"; not "speed")."""
+        wn = self.wn
+        if wn is None or not word.endswith(("ed", "en", "ing")):
+            return False
+        morphy = getattr(wn, "_morphy", None)
+        forms = morphy(word, "v", True) if morphy is not None else [wn.morphy(word, "v")]
+        return any(f is not None and f != word for f in forms)
+
     def _synonyms(self, word: str, pos: str) -> frozenset[str]:
         """Lemma names sharing a synset with `word` (adjectives also through similar_tos)."""
         if self.wn is None:

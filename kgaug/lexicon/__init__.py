@@ -52,6 +52,21 @@ def not_prenominal() -> frozenset[str]:
 
 
 @cache
+def not_predicative() -> frozenset[str]:
+    return frozenset(load("attributes")["not_predicative"])
+
+
+@lru_cache(maxsize=1 << 16)
+def predicative(a: str) -> bool:
+    """An attribute that reads after 'is' ("the dog is black"), by the lexicon alone: no count ("the
+    people are four"), nothing in `not_predicative` ("the people are many"), no phrase."""
+    category = attribute_category().get(a)
+    if category is not None:
+        return category != "count"
+    return " " not in a and a not in not_predicative() and not a[:1].isdigit()
+
+
+@cache
 def relation_antonyms() -> dict[str, tuple[str, ...]]:
     out: dict[str, list[str]] = {}
     for a, b in load("relations")["antonyms"]:

@@ -83,6 +83,20 @@ def test_pseudo_captions_are_fluent_and_grounded():
     assert " on " in rel.text or " next to " in rel.text
 
 
+def test_counts_and_quantities_never_follow_is():
+    """'the people are four' is no English: such attributes stay before the noun ('four people')."""
+    kg = KG(WordNet(enabled=False))
+    texts = set()
+    for name, att in (("people", "four"), ("trains", "many"), ("window", "locked")):
+        b = GraphBuilder()
+        b.add_object("1", [name], [], [att])
+        texts |= {c.text for seed in range(20)
+                  for c in pseudo_captions(b.graph, 3, random.Random(seed), kg.describable, kg.predicative)}
+    assert "four people." in texts and not any(" are four" in t or " are many" in t for t in texts), texts
+    assert "the window is locked." in texts  # an ordinary attribute still reads after 'is'
+    assert not kg.predicative("four") and not lexicon.predicative("several") and lexicon.predicative("black")
+
+
 def test_negatives_every_type_and_false():
     g = _graph()
     kg = _kg_for_negatives(g, image_graph_twice=True)
