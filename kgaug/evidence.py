@@ -118,12 +118,13 @@ class Evidence:
         sym = pred in lexicon.symmetric_predicates()
         ants = lexicon.relation_antonyms().get(pred, ())
         same = self.kg.same_predicate
+        place = self.kg.same_place
         rels_of = self._relations_by_name()
         for n in ss:  # relations naming a match of `subj`, either way round (some come twice: same answer)
             for p, s, o in rels_of.get(n, ()):
                 forward = s in ss and o in oo
                 backward = s in oo and o in ss
-                if forward and same(pred, p):
+                if forward and (same(pred, p) or place(pred, p, o)):
                     return True
                 if backward:
                     if sym and same(pred, p):

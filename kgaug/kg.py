@@ -30,6 +30,9 @@ COOC_CAP = 1_000_000  # distinct pairs kept in memory; beyond it, pairs seen onc
 WORDNET_VOCAB = 1000  # most frequent objects/attributes that get WordNet edges in the saved graph
 MAX_OBJECT_CANDIDATES = 30
 PAIR_MEMO_SIZE = 1 << 20  # sameness answers pass 2 keeps per kind (then it starts afresh)
+# Two locative prepositions are the same for an object when the corpus uses each with it at least twice
+# and at least this share as often as the other ('in the field' / 'on the field'; not 'in the table').
+LOCATIVE_SHARE = 0.1
 _ID, _NAME, _SECOND = operator.itemgetter(0), operator.itemgetter(1), operator.itemgetter(1)  # of to_tuples objects; of pairs
 
 
@@ -183,10 +186,11 @@ class KG:
         self._met = MetNames()
         self._same_att = PairMemo()
         self._same_pred = PairMemo()
+        self._locative: dict[tuple[str, str, str], bool] = {}  # (p, q, object), p < q -> `same_place`
 
     def _forget(self) -> None:
         for memo in (self._p_att, self._p_rel, self._pools, self._editable, self._cands, self._firsts, self._met,
-                     self._same_att, self._same_pred):
+                     self._same_att, self._same_pred, self._locative):
             memo.clear()
         self._cooc_adj = self._att_adj = self._frequent = None
 
@@ -426,6 +430,23 @@ class KG:
         if len(wa) < len(wb):
             wa, wb = wb, wa
         return len(wa) == len(wb) + 1 and wa[:-1] == wb and wa[-1] in lexicon.particles()
+
+    def same_place(self, p: str, q: str, o: str) -> bool:
+        """Two locative predicates that state the same of object `o` ('a dog in the field' is 'a dog on
+        the field'): both in the lexicon's `locative` list, and the corpus uses both with `o` alike
+        (`LOCATIVE_SHARE`). Not for 'in the table' / 'on the table', which the corpus tells apart."""
+        if p == q:
+            return True
+        loc = lexicon.locative_predicates()
+        if p not in loc or q not in loc:
+            return False
+        key = (p, q, o) if p < q else (q, p, o)
+        v = self._locative.get(key)
+        if v is None:
+            a, b = self.pred_obj.get((p, o), 0), self.pred_obj.get((q, o), 0)
+            lo, hi = min(a, b), max(a, b)
+            v = self._locative[key] = lo >= 2 and lo >= LOCATIVE_SHARE * hi
+        return v
 
     def describable(self, a: str) -> bool:
         """An attribute that can stand before a noun ('a red car'; not 'a here car', 'an using man')."""

@@ -90,6 +90,11 @@ def symmetric_predicates() -> frozenset[str]:
 
 
 @cache
+def locative_predicates() -> frozenset[str]:
+    return frozenset(load("relations")["locative"])
+
+
+@cache
 def particles() -> frozenset[str]:
     """Particles of phrasal verbs ("up" in "picking up")."""
     return frozenset(load("relations")["particles"])

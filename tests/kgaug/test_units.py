@@ -83,6 +83,27 @@ def test_pseudo_captions_are_fluent_and_grounded():
     assert " on " in rel.text or " next to " in rel.text
 
 
+def test_in_and_on_are_one_place_where_the_corpus_says_so():
+    """'a dog on the field' is no negative of 'a dog in the field' when the corpus says both of fields;
+    'a cup in the table' stays one of 'a cup on the table'."""
+    def graph(rels):
+        b = GraphBuilder()
+        for i, (s, p, o) in enumerate(rels):
+            b.add_object(f"s{i}", [s])
+            b.add_object(f"o{i}", [o])
+            b.add_relation(f"s{i}", p, f"o{i}")
+        return b.graph
+
+    kg = KG(WordNet(enabled=False))
+    for rels in ([("dog", "in", "field")] * 5 + [("cow", "on", "field")] * 4 + [("cup", "on", "table")] * 30
+                 + [("knife", "in", "table")]):
+        kg.add_graph(graph([rels]))
+    ev = Evidence(graph([("dog", "in", "field"), ("cup", "on", "table")]), kg)
+    assert ev.holds("on(dog,field)") and ev.holds("at(dog,field)") is False
+    assert not ev.holds("in(cup,table)") and not ev.holds("on(field,dog)")
+    assert kg.same_place("on", "in", "field") and not kg.same_place("on", "in", "table")
+
+
 def test_counts_and_quantities_never_follow_is():
     """'the people are four' is no English: such attributes stay before the noun ('four people')."""
     kg = KG(WordNet(enabled=False))
