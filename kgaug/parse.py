@@ -201,6 +201,11 @@ def to_caption(doc) -> Caption:
         if pobj.i not in index:
             continue
         s = subject_of(attach)
+        if attach.pos_ == "VERB" and pred_words[0] in lexicon.directional_predicates():
+            # Where the verb's object goes: "throwing a ball to a batter" is to(ball,batter).
+            moved = [c for c in attach.children if c.dep_ == "dobj" and c.i in index and c.i < tok.i]
+            if moved:
+                s = index[moved[0].i]
         if s is None or s == index[pobj.i]:
             continue
         pred = " ".join(pred_words)

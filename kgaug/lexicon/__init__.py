@@ -90,6 +90,11 @@ def symmetric_predicates() -> frozenset[str]:
 
 
 @cache
+def directional_predicates() -> frozenset[str]:
+    return frozenset(load("relations")["directional"])
+
+
+@cache
 def locative_predicates() -> frozenset[str]:
     return frozenset(load("relations")["locative"])
 

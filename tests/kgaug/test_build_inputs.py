@@ -213,6 +213,8 @@ def test_passive_and_phrasal_verbs_keep_their_meaning(tmp_path: Path, spacy_mode
     assert ("man", "sitting on", "bench") in rels("A man sitting on a bench.")
     assert ("pitcher", "walking to", "mound") in rels("A pitcher who has walked to the mound.")  # perfect: active
     assert ("bird", "flying over", "sand") in rels("A big bird that is flying over some sand.")  # particle kept
+    assert ("ball", "to", "batter") in rels("A pitcher throwing a ball to a batter.")  # where the object goes
+    assert ("pitcher", "to", "batter") not in rels("A pitcher throwing a ball to a batter.")
     _jpg(tmp_path / "imgs" / "a.jpg")
     (tmp_path / "c.csv").write_text("image,caption\na.jpg,A black dog is tied to a red fire hydrant.\n"
                                     "a.jpg,A black dog leashed to a red hydrant on the sidewalk.\n")
