@@ -42,6 +42,8 @@ def test_lexicon_inflection():
     assert lexicon.singular("glass") == ("glass", False) and lexicon.singular("pants") == ("pants", True)
     assert lexicon.plural("bench") == "benches" and lexicon.plural("puppy") == "puppies"
     assert lexicon.plural("woman") == "women"
+    assert lexicon.determiner("paperwork", False, "paperwork") == "" and lexicon.determiner("desk", False, "desk") == "a"
+    assert lexicon.predicate("has on") == "wearing"
     assert lexicon.predicate("  ON ") == "on" and lexicon.predicate("is wearing a") == "wearing"
     assert lexicon.predicate("wears") == "wearing" and lexicon.predicate("and") == ""
     assert lexicon.gerund("ride") == "riding" and lexicon.gerund("sit") == "sitting"
