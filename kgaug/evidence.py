@@ -39,8 +39,10 @@ class Evidence:
                 have = objects[name] = set(atts)
             else:
                 have.update(atts)
-            for x in o.names:  # every surface name, singular, also names the object
-                n = _singular(x)
+            heads = [_singular(x) for x in o.names]  # every surface name, singular, also names the object,
+            if " " in name:  # and so does the head noun of a compound ('office chair' is a chair)
+                heads.append(name.rsplit(" ", 1)[1])
+            for n in heads:
                 if n != name:
                     other = objects.get(n)
                     if other is None:
@@ -55,6 +57,7 @@ class Evidence:
         self._same: dict[str, set[str]] = {}
         self._att_ok: dict[tuple[str, str], bool] = {}
         self._holds: dict[str, bool] = {}
+        self._person: bool | None = None
 
     @property
     def relations(self) -> set[tuple[str, str, str]]:
@@ -115,7 +118,7 @@ class Evidence:
         ss, oo = self._matching(subj), self._matching(obj)
         if not ss or not oo:
             return False
-        sym = pred in lexicon.symmetric_predicates()
+        sym = pred in lexicon.relation_words("symmetric")
         ants = lexicon.relation_antonyms().get(pred, ())
         same = self.kg.same_predicate
         place = self.kg.same_place
@@ -146,6 +149,14 @@ class Evidence:
                 ok = self.has_relation(head, args[0], args[1])
             self._holds[fact] = ok
         return ok
+
+    def has_person(self) -> bool:
+        """Some object of the image is a person or a group of people (then another person added to
+        the caption may well be one of them: 'a group of women ... and people')."""
+        found = self._person
+        if found is None:
+            found = self._person = any(self.kg.is_person(n) for n in self.objects)
+        return found
 
     def stated_word(self, word: str) -> bool:
         """For caption sources: another caption of the image uses this word (may make it true)."""

@@ -33,6 +33,8 @@ PAIR_MEMO_SIZE = 1 << 20  # sameness answers pass 2 keeps per kind (then it star
 # Two locative prepositions are the same for an object when the corpus uses each with it at least twice
 # and at least this share as often as the other ('in the field' / 'on the field'; not 'in the table').
 LOCATIVE_SHARE = 0.1
+# reverse_rel: each word takes its new role in at least this share of its uses with the predicate.
+ROLE_SHARE = 0.25
 _ID, _NAME, _SECOND = operator.itemgetter(0), operator.itemgetter(1), operator.itemgetter(1)  # of to_tuples objects; of pairs
 
 
@@ -180,7 +182,7 @@ class KG:
         # `_forget` drops them if counts change again).
         self._p_att: dict[tuple[str, str], float] = {}
         self._p_rel: dict[tuple[str, str, str], float] = {}
-        self._pools: dict[tuple[str, tuple[str, ...]], tuple] = {}
+        self._pools: dict[str, tuple] = {}
         self._editable: dict[tuple[str, str | None], bool] = {}
         # Sameness look-ups for Evidence (pure functions of the final KG, filled in pass 2).
         self._met = MetNames()
@@ -429,7 +431,7 @@ class KG:
         # "holding up" states "holding": a phrasal verb is the same as its bare verb.
         if len(wa) < len(wb):
             wa, wb = wb, wa
-        return len(wa) == len(wb) + 1 and wa[:-1] == wb and wa[-1] in lexicon.particles()
+        return len(wa) == len(wb) + 1 and wa[:-1] == wb and wa[-1] in lexicon.relation_words("particles")
 
     def same_place(self, p: str, q: str, o: str) -> bool:
         """Two locative predicates that state the same of object `o` ('a dog in the field' is 'a dog on
@@ -437,7 +439,7 @@ class KG:
         (`LOCATIVE_SHARE`). Not for 'in the table' / 'on the table', which the corpus tells apart."""
         if p == q:
             return True
-        loc = lexicon.locative_predicates()
+        loc = lexicon.relation_words("locative")
         if p not in loc or q not in loc:
             return False
         key = (p, q, o) if p < q else (q, p, o)
@@ -487,7 +489,7 @@ class KG:
         if found is None:
             cands: dict[str, None] = {}
             for c in self.wn.cohyponyms(o):
-                if self.obj[c] > 0:
+                if self.obj[c] > 0 and self.wn.sister_sense(o, c):
                     cands[c] = None
             for c in self._cn(o, ("cn:DistinctFrom", "cn:Antonym")):
                 cands[c] = None
@@ -522,14 +524,15 @@ class KG:
             self._att_adj = {k: [a for _, a in sorted(v)[:30]] for k, v in adj.items()}
         return self._att_adj.get(o, [])
 
-    def addable_attributes(self, o: str, extra: tuple[str, ...]) -> tuple[tuple[str, str], ...]:
-        """(attribute, category) that add_att may put on `o`: describable ones the corpus shows on it,
-        then `extra`; known category, not a count, allowed on this object; first occurrence kept."""
-        key = (o, extra)
+    def addable_attributes(self, o: str) -> tuple[tuple[str, str], ...]:
+        """(attribute, category) that add_att may put on `o`: describable ones the corpus shows on it
+        (no colour it never shows there: 'a white giraffe'); known category, not a count, allowed on
+        this object; first occurrence kept."""
+        key = o
         pool = self._pools.get(key)
         if pool is None:
             out: dict[str, str] = {}
-            for a in [a for a in self.seen_attributes(o) if self.describable(a)] + list(extra):
+            for a in [a for a in self.seen_attributes(o) if self.describable(a)]:
                 cat = self.attribute_category(a)
                 if a in out or cat is None or cat == "count" or not self.editable_category(o, cat):
                     continue
@@ -559,7 +562,8 @@ class KG:
             for c in lexicon.attribute_antonyms().get(a, ()):
                 cands[c] = None
             for c in self.wn.antonyms(a, "a"):
-                cands[c] = None
+                if self.att.get(c, 0) > 0:  # a WordNet antonym the corpus uses ('argillaceous' it does not)
+                    cands[c] = None
             cat = lexicon.attribute_category().get(a)
             if cat in lexicon.load("attributes")["exclusive"]:
                 for c in lexicon.load("attributes")["categories"][cat]:
@@ -574,25 +578,54 @@ class KG:
         if found is None:
             rel = lexicon.load("relations")
             cands: dict[str, None] = dict.fromkeys(lexicon.relation_antonyms().get(p, ()))
-            pool = rel["spatial"] if p in rel["spatial"] or p not in rel["verbs"] else rel["verbs"]
+            # A verb is replaced by a verb ('cooking' -> 'holding', not 'a person on an egg'), a
+            # preposition by a preposition; never by a vague one ('near': true of most pairs in a picture).
+            verb = p in rel["verbs"] or p.split(" ", 1)[0].endswith(("ing", "ed"))
+            pool = rel["verbs"] if verb else rel["spatial"]
             if p in rel["spatial"] or p in rel["verbs"] or self.pred[p] > 0:
                 cands.update(dict.fromkeys(pool))
-            found = self._cands[key] = tuple(c for c in cands if not self.same_predicate(p, c))
+            vague = lexicon.relation_words("vague")
+            found = self._cands[key] = tuple(c for c in cands if c not in vague and not self.same_predicate(p, c))
         return found
 
     def attribute_category(self, a: str) -> str | None:
         return lexicon.attribute_category().get(a)
 
     def is_person(self, o: str) -> bool:
-        return o in lexicon.sensitive_words() or self.wn.lexname(o) == "noun.person"
+        """A person or a group of people ('people', 'crowd': the lexicon's `people` list)."""
+        return (o in lexicon.sensitive_words() or o in lexicon.load("attributes")["people"]
+                or self.wn.lexname(o) == "noun.person")
 
     def editable_category(self, o: str, cat: str | None) -> bool:
         """May an attribute of this category be added to / replaced on this object?"""
         ok = self._editable.get((o, cat))
         if ok is None:
-            ok = self._editable[o, cat] = not (cat in lexicon.load("attributes")["not_on_people"]
-                                               and self.is_person(o))
+            attributes = lexicon.load("attributes")
+            ok = self._editable[o, cat] = not (cat in attributes["not_on_people"]
+                                               and (self.is_person(o) or o in attributes["skin"]))
         return ok
+
+    def takes_role(self, s: str | None, p: str, o: str | None) -> bool:
+        """The corpus has `s` as a subject of `p` (not asked when None) and `o` as an object of it: what
+        an edit that gives an object a new role must show ('sneakers wearing a man' has no such
+        evidence; 'a man wearing sneakers' has)."""
+        return (s is None or self.subj_pred.get((s, p), 0) > 0) and (o is None or self.pred_obj.get((p, o), 0) > 0)
+
+    def reversible(self, s: str, p: str, o: str) -> bool:
+        """May `p(s, o)` be stated as `p(o, s)`? The corpus has `o` as a subject of `p` and `s` as an
+        object of it, each in at least `ROLE_SHARE` of that word's uses with `p`: a word the corpus
+        almost only has under something ('a window on a building', 'a plate on a table') does not
+        become what is on it ('a building on a window')."""
+        fig, gnd = self.subj_pred.get((o, p), 0), self.pred_obj.get((p, s), 0)
+        if not fig or not gnd:
+            return False
+        return (fig >= ROLE_SHARE * (fig + self.pred_obj.get((p, o), 0))
+                and gnd >= ROLE_SHARE * (gnd + self.subj_pred.get((s, p), 0)))
+
+    def is_spatial(self, p: str) -> bool:
+        """A preposition from the lexicon's spatial vocabulary (anything can stand there); else a verb
+        or another predicate whose subject must be one that does it."""
+        return p in lexicon.relation_words("spatial")
 
     # -- plausibility in [0, 1] -----------------------------------------------------------------
     def plausibility_att(self, o: str, a: str) -> float:

@@ -167,7 +167,7 @@ class Generator:
         self.kg = kg
         self.per_type = per_type
         self.rejected: Counter = Counter()  # (type, reason) -> n
-        self._colours = tuple(lexicon.load("attributes")["categories"]["colour"][:8])
+        self._ev: Evidence | None = None  # the image `for_image` is working on
 
     def _reject(self, kind: str, reason: str) -> None:
         self.rejected[kind, reason] += 1
@@ -247,8 +247,14 @@ class Generator:
         pred, span = r.pred, r.span
         fact = relation_fact(pred, s, o)
         display = lexicon.display_predicate
-        return [(kg.plausibility_rel(s, to, o), c, [(span, display(to))], pred, to, fact, (relation_fact(to, s, o),), None)
-                for to in kg.predicate_candidates(pred)[:CANDIDATES_PER_SLOT * 2]]
+        out = []
+        for to in kg.predicate_candidates(pred)[:CANDIDATES_PER_SLOT * 2]:
+            if not kg.is_spatial(to) and not kg.takes_role(s, to, o):
+                self._reject("replace_rel", "implausible: the corpus never has these roles for this verb")
+                continue  # 'a painting wearing a wall', 'a person riding a tennis ball'
+            out.append((kg.plausibility_rel(s, to, o), c, [(span, display(to))], pred, to, fact,
+                        (relation_fact(to, s, o),), None))
+        return out
 
     def _pairs(self, c: Caption) -> list[tuple]:
         nps = c.nps
@@ -261,12 +267,25 @@ class Generator:
         a, b = c.nps[i], c.nps[k]
         if not a.atts or not b.atts:
             return []
-        # Only attributes of a known category: swapping noun modifiers ("toilet seat") is no swap_att.
+        # The first attribute of a known category of each (not noun modifiers such as "toilet seat"):
+        # of two categories only when the corpus shows each on its new object ('a large cube and a red
+        # ball' -> 'a red cube and a large ball'; not 'a wooden pillow on a blue bed' -> 'a blue pillow
+        # on a wooden bed'), else the first pair of one category; allowed on both (no colour on people).
+        kg = self.kg
+        category = lexicon.attribute_category()
         xa, yb = _first_categorised(a.atts), _first_categorised(b.atts)
         if xa is None or yb is None:
             return []
+        if category[xa[0]] != category[yb[0]] and not (kg.obj_att.get((a.name, yb[0]), 0) > 0
+                                                       and kg.obj_att.get((b.name, xa[0]), 0) > 0):
+            pair = _same_category_pair(a.atts, b.atts)
+            if pair is None:
+                self._reject("swap_att", "implausible: attributes of two categories the corpus never shows swapped")
+                return []
+            xa, yb = pair
         (x, xs), (y, ys) = xa, yb
-        if self.kg.same_attribute(x, y) or x in {t for t, _ in b.atts} or y in {t for t, _ in a.atts}:
+        if (kg.same_attribute(x, y) or x in {t for t, _ in b.atts} or y in {t for t, _ in a.atts}
+                or not kg.editable_category(a.name, category[y]) or not kg.editable_category(b.name, category[x])):
             return []
         new = (attribute_fact(y, a.name), attribute_fact(x, b.name))
         p = min(self.kg.plausibility_att(a.name, y), self.kg.plausibility_att(b.name, x))
@@ -282,23 +301,40 @@ class Generator:
     def swap_obj(self, c: Caption, i: int, k: int) -> list[tuple]:
         a, b = c.nps[i], c.nps[k]
         new = [attribute_fact(t, b.name) for t, _ in a.atts] + [attribute_fact(t, a.name) for t, _ in b.atts]
+        # Every relation of either object changes with the swap, also one with a third object ('a man
+        # carrying a backpack' -> 'a man carrying a road'): each new fact is recorded and checked.
+        kg = self.kg
+        category = lexicon.attribute_category()
+        if not (all(kg.editable_category(b.name, category.get(t)) for t, _ in a.atts)
+                and all(kg.editable_category(a.name, category.get(t)) for t, _ in b.atts)):
+            return []  # an attribute that may not move onto the other object (a colour onto a person)
+        seen = kg.obj_att.get
+        if not (all(seen((b.name, t), 0) > 0 for t, _ in a.atts) and all(seen((a.name, t), 0) > 0 for t, _ in b.atts)):
+            self._reject("swap_obj", "implausible: the corpus never shows a moved attribute on its new object")
+            return []  # 'a clean car and a parked road'
+        swapped = {i: b.name, k: a.name}
         for r in c.rels:
-            if (r.subj == i and r.obj == k) or (r.subj == k and r.obj == i):
-                s, o = (b.name, a.name) if r.subj == i else (a.name, b.name)
+            if r.subj in swapped or r.obj in swapped:
+                s = swapped.get(r.subj, c.nps[r.subj].name)
+                o = swapped.get(r.obj, c.nps[r.obj].name)
+                if not kg.is_spatial(r.pred) and not kg.takes_role(s, r.pred, o):
+                    self._reject("swap_obj", "implausible: the corpus never has these roles for this verb")
+                    return []
                 new.append(relation_fact(r.pred, s, o))
         fact = attribute_fact(a.atts[0][0], a.name) if a.atts else attribute_fact(b.atts[0][0], b.name)
-        scores = [self.kg.plausibility_att(b.name, t) for t, _ in a.atts]
-        scores += [self.kg.plausibility_att(a.name, t) for t, _ in b.atts]
+        scores = [kg.plausibility_att(b.name, t) for t, _ in a.atts]
+        scores += [kg.plausibility_att(a.name, t) for t, _ in b.atts]
         edits = [(a.head, c.text[b.head[0]:b.head[1]]), (b.head, c.text[a.head[0]:a.head[1]])]
         return [(min(scores), c, edits, a.name, b.name, fact, tuple(new), None)]
 
     def reverse_rel_slots(self, c: Caption) -> list[tuple]:
         out = []
-        sym = lexicon.symmetric_predicates()
+        sym, irreversible = lexicon.relation_words("symmetric"), lexicon.relation_words("irreversible")
+        display = lexicon.display_predicate
         for r in c.rels:
             a, b = c.nps[r.subj], c.nps[r.obj]
-            if a.name == b.name or r.pred in sym:
-                continue
+            if a.name == b.name or r.pred in sym or display(r.pred) in sym or r.pred in irreversible:
+                continue  # ('has' reads 'with': 'a bag with a man' says what 'a man with a bag' says)
             if a.plural != b.plural and (a.subject_of_verb or b.subject_of_verb):
                 continue
             if a.span[1] <= b.span[0] or b.span[1] <= a.span[0]:
@@ -307,6 +343,9 @@ class Generator:
 
     def reverse_rel(self, c: Caption, r) -> list[tuple]:
         a, b = c.nps[r.subj], c.nps[r.obj]
+        if not self.kg.reversible(a.name, r.pred, b.name):  # 'grey sneakers wearing a man', 'a building on a window'
+            self._reject("reverse_rel", "implausible: the corpus never has these roles swapped")
+            return []
         new = relation_fact(r.pred, b.name, a.name)
         edits = [(a.span, _moved(c.text, b.span)), (b.span, _moved(c.text, a.span))]
         return [(self.kg.plausibility_rel(b.name, r.pred, a.name), c, edits, a.name, b.name,
@@ -322,7 +361,7 @@ class Generator:
         category = lexicon.attribute_category()  # (what kg.attribute_category reads)
         cats = {category.get(a) for a, _ in np.atts}
         where: dict[str, int] = {}
-        for to, cat in kg.addable_attributes(name, self._colours):
+        for to, cat in kg.addable_attributes(name):
             if cat in cats:
                 continue
             new = attribute_fact(to, name)
@@ -350,8 +389,15 @@ class Generator:
         for n in names:
             pool.update(dict.fromkeys(kg.cooccurring(n)[:CANDIDATES_PER_SLOT]))
         end = (last.span[1], last.span[1])
+        people = self._ev is not None and self._ev.has_person()
         for to in list(pool)[:CANDIDATES_PER_SLOT * 2]:
             if to in names or is_not_object(to):
+                continue
+            if lexicon.is_background(to):
+                self._reject("add_obj", "a background noun most pictures show")
+                continue
+            if people and kg.is_person(to):
+                self._reject("add_obj", "a person where the image already shows people")
                 continue
             out.append((kg.plausibility_cooc(to, names), c, [(end, _and_phrase(to))], "", to, to, (to,), to))
         return out
@@ -364,6 +410,7 @@ class Generator:
         first did not find enough."""
         out: list[Negative] = []
         rand = rng.random
+        self._ev = ev
         for kind in TYPES:
             list_slots, expand = getattr(self, kind + "_slots"), getattr(self, kind)
             slots = [s for c in captions for s in list_slots(c)]
@@ -423,6 +470,20 @@ def _first_categorised(atts: list[tuple[str, Span]]) -> tuple[str, Span] | None:
     for t in atts:
         if category.get(t[0]) not in (None, "count"):
             return t
+    return None
+
+
+def _same_category_pair(xs: list[tuple[str, Span]], ys: list[tuple[str, Span]]
+                        ) -> tuple[tuple[str, Span], tuple[str, Span]] | None:
+    """The first (attribute, span) of `xs` and of `ys` in one known category other than a count."""
+    category = lexicon.attribute_category()
+    for x in xs:
+        cat = category.get(x[0])
+        if cat is None or cat == "count":
+            continue
+        for y in ys:
+            if category.get(y[0]) == cat:
+                return x, y
     return None
 
 

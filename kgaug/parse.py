@@ -116,11 +116,11 @@ def to_caption(doc) -> Caption:
     nps: list[NP] = []
     index: dict[int, int] = {}  # token index of a head -> NP index
 
-    def add_np(head, start_tok) -> None:
+    def add_np(head, start_tok, depicted: bool = False) -> None:
         if head.i in index:
             return
         name, plural = _noun_name(head)
-        if not name or lexicon.is_not_object(name) or lexicon.is_quantifier(name):
+        if not name or lexicon.is_not_object(name) or (lexicon.is_quantifier(name) and not depicted):
             return
         atts = []
         for t in _att_tokens(head):
@@ -145,6 +145,10 @@ def to_caption(doc) -> Caption:
                 add_np(inner[0], chunk[0])
                 if inner[0].i in index:  # verbs attached to "group" belong to the people
                     index.setdefault(head.i, index[inner[0].i])
+                continue
+            if not lexicon.is_depicted_quantifier(name):
+                continue
+            add_np(head, chunk[0], depicted=True)  # 'a plate with a donut': the plate is there
             continue
         add_np(head, chunk[0])
 
@@ -201,7 +205,7 @@ def to_caption(doc) -> Caption:
         if pobj.i not in index:
             continue
         s = subject_of(attach)
-        if attach.pos_ == "VERB" and pred_words[0] in lexicon.directional_predicates():
+        if attach.pos_ == "VERB" and pred_words[0] in lexicon.relation_words("directional"):
             # Where the verb's object goes: "throwing a ball to a batter" is to(ball,batter).
             moved = [c for c in attach.children if c.dep_ == "dobj" and c.i in index and c.i < tok.i]
             if moved:

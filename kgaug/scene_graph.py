@@ -147,10 +147,20 @@ _CLEANED: Final[dict[str, str]] = {}  # raw attribute -> cleaned
 _PREDICATES: Final[dict[str, str]] = {}  # raw predicate -> canonical ('' when meaningless)
 
 
+_ARTICLE_PREFIXES: Final = ("a ", "an ", "the ")
+_PHRASE_WORDS: Final = frozenset(("is", "are", "was", "were", "has", "have", "see"))
+
+
 def _forms(raw: str) -> tuple[str, str, bool]:
+    """(cleaned, singular, was plural); ('', reason, False) for a name that cannot be used: empty, or
+    a sentence VG annotators typed as a name ('monitor is off.', 'man has glasses.')."""
     cleaned: str = lexicon.clean(raw)
+    if cleaned.startswith(_ARTICLE_PREFIXES):  # 'an outlet' (else 'an an outlet')
+        cleaned = cleaned.split(" ", 1)[1]
     if not cleaned:
         return "", "", False
+    if " " in cleaned and not _PHRASE_WORDS.isdisjoint(cleaned.split(" ")):
+        return "", "object name is a sentence, not a name", False
     name, plural = lexicon.singular(cleaned)
     return cleaned, name, plural
 
@@ -258,14 +268,14 @@ class GraphBuilder:
                 forms = _NAME_FORMS.get(x)
                 first, name, plural = forms if forms is not None else _name_forms(x)
             if not first:
-                self.problems.append("object with empty names")
+                self.problems.append(name if isinstance(x, str) and name else "object with empty names")
                 return None
             cleaned = [first]
         else:
             cleaned = []
             for x in names:
                 if isinstance(x, str):
-                    c = _cleaned(x)
+                    c = _name_forms(x)[0]
                     if c and c not in cleaned:
                         cleaned.append(c)
             if not cleaned:
@@ -304,8 +314,8 @@ class GraphBuilder:
                 c = _CLEANED.get(a)
                 if c is None:
                     c = _cleaned(a)
-                if c and c not in have and c != name:
-                    have.append(c)
+                if c and c not in have and c != name and (" " not in name or c not in name.split(" ")):
+                    have.append(c)  # (not 'white' of a 'white board': 'a white white board')
 
     def has(self, oid: str) -> bool:
         return oid in self.ids

@@ -289,6 +289,16 @@ class WordNet:
                         out[n] = None
         return tuple(out)
 
+    def sister_sense(self, word: str, other: str) -> bool:
+        """`other` is a sister term of `word` in one of its own first two noun senses: the sense that
+        makes it a sister is a common one ('woman' is a sister of 'man'; 'match' is one only in a rare
+        sense, 'a person regarded as a prospect', and is no replacement for 'man')."""
+        syns = self.noun_synsets(word)
+        if not syns:
+            return False
+        up = {sense_key(h) for h in _ordered(syns[0].hypernyms())[:2]}
+        return any(sense_key(h) in up for s in self.noun_synsets(other)[:2] for h in s.hypernyms())
+
     def _antonyms(self, word: str, pos: str) -> tuple[str, ...]:
         if self.wn is None:
             return ()

@@ -85,24 +85,10 @@ def predicate_same() -> dict[str, frozenset[str]]:
 
 
 @cache
-def symmetric_predicates() -> frozenset[str]:
-    return frozenset(load("relations")["symmetric"])
-
-
-@cache
-def directional_predicates() -> frozenset[str]:
-    return frozenset(load("relations")["directional"])
-
-
-@cache
-def locative_predicates() -> frozenset[str]:
-    return frozenset(load("relations")["locative"])
-
-
-@cache
-def particles() -> frozenset[str]:
-    """Particles of phrasal verbs ("up" in "picking up")."""
-    return frozenset(load("relations")["particles"])
+def relation_words(key: str) -> frozenset[str]:
+    """A word list of relations.json as a set: 'symmetric', 'spatial', 'directional', 'locative',
+    'irreversible', 'particles' (of phrasal verbs: "up" in "picking up")."""
+    return frozenset(load("relations")[key])
 
 
 _NON_WORD = re.compile(r"[^a-z0-9' \-]+")
@@ -144,12 +130,24 @@ def _nouns() -> dict[str, Any]:
         "an": frozenset(d["an_exceptions"]["an"]),
         "a": frozenset(d["an_exceptions"]["a"]),
         "quantifiers": frozenset(d["quantifiers"]),
+        "depicted": frozenset(d["depicted_quantifiers"]),
+        "background": frozenset(d["background"]),
         "not_objects": frozenset(d["not_objects"]),
     }
 
 
 def is_quantifier(word: str) -> bool:
     return word in _nouns()["quantifiers"]
+
+
+def is_background(word: str) -> bool:
+    """A noun most pictures show whether or not a caption names it (add_obj never adds one)."""
+    return word in _nouns()["background"]
+
+
+def is_depicted_quantifier(word: str) -> bool:
+    """A quantifier noun that names a thing of its own when no 'of' follows ('a plate with a donut')."""
+    return word in _nouns()["depicted"]
 
 
 @lru_cache(maxsize=1 << 16)

@@ -22,7 +22,8 @@ def vg_image(image_id: int, objects: list[tuple[int, list[str], list[str]]],
 
 
 def tiny_world() -> list[dict]:
-    """Six images whose graphs allow every negative type."""
+    """Eight images whose graphs allow every negative type (the last two let reverse_rel swap roles the
+    corpus shows both ways: a dog chasing a cat, a cat chasing a dog)."""
     return [
         vg_image(1, [(10, ["dog"], ["black", "small"]), (11, ["couch"], ["white"]), (12, ["cat"], ["brown"])],
                  [(10, "ON", 11), (12, "next to", 11)]),
@@ -36,6 +37,10 @@ def tiny_world() -> list[dict]:
                  [(50, "catching", 51), (51, "above", 52)]),
         vg_image(6, [(60, ["boy"], ["small"]), (61, ["bike"], ["red"]), (62, ["street"], ["wet"])],
                  [(60, "riding", 61), (61, "on", 62)]),
+        vg_image(7, [(70, ["dog"], ["white"]), (71, ["cat"], ["black"]), (72, ["fence"], ["wooden"])],
+                 [(70, "chasing", 71), (71, "near", 72)]),
+        vg_image(8, [(80, ["cat"], ["grey"]), (81, ["dog"], ["small"]), (82, ["yard"], ["green"])],
+                 [(80, "chasing", 81), (81, "in", 82)]),
     ]
 
 

@@ -45,7 +45,7 @@ def test_deterministic_bytes_and_seed(tiny_vg: Path, tmp_path: Path):
     table = pq.read_table(outs[0] / "table" / "part-00000.parquet")
     assert table.schema.equals(TABLE_SCHEMA)
     rows = list(read_rows(outs[0]))
-    assert [r["key"] for r in rows] == [f"vg_{i}" for i in range(1, 7)]
+    assert [r["key"] for r in rows] == [f"vg_{i}" for i in range(1, 9)]
     assert {n["type"] for r in rows for n in r["hard_negatives"]} == {
         "replace_obj", "replace_att", "replace_rel", "swap_obj", "swap_att", "add_obj", "add_att", "reverse_rel"}
     # the saved KG is reusable
@@ -77,7 +77,7 @@ def test_split_files_match_scene_graphs(tmp_path: Path):
         assert code == 0, log
     f1 = [graph_facts(r["scene_graph"]) for r in read_rows(tmp_path / "o1")]
     f2 = [graph_facts(r["scene_graph"]) for r in read_rows(tmp_path / "o2")]
-    assert f1 == f2 and len(f1) == 6
+    assert f1 == f2 and len(f1) == 8
 
 
 def test_vg_bad_records_are_skipped_with_reasons(tmp_path: Path):
@@ -103,7 +103,7 @@ def test_vg_bad_records_are_skipped_with_reasons(tmp_path: Path):
     assert rep["record_problems_by_reason"]["relation to unknown object id"] == 1
     assert rep["record_problems_by_reason"]["empty or meaningless predicate"] == 1
     assert rep["record_problems_by_reason"]["object with empty names"] == 1
-    assert [r["key"] for r in read_rows(tmp_path / "out")] == ["vg_1", "vg_2", "vg_3", "vg_5", "vg_6"]
+    assert [r["key"] for r in read_rows(tmp_path / "out")] == ["vg_1", "vg_2", "vg_3", "vg_5", "vg_6", "vg_7", "vg_8"]
     assert all(s["where"] and s["reason"] for s in rep["skips"])
 
 
@@ -301,7 +301,7 @@ def test_progress_bar_and_summary(tiny_vg: Path, tmp_path: Path):
                                       "--no-wordnet"])
     assert result.exit_code == 0, result.output
     assert "img/s" in result.output and "ETA" in result.output  # the bar: rate and time remaining
-    assert "negatives by type:" in result.output and "images: 6 rows" in result.output
+    assert "negatives by type:" in result.output and "images: 8 rows" in result.output
 
 
 def test_caption_parsing_in_workers_gives_the_same_bytes(tmp_path: Path, spacy_model: str):

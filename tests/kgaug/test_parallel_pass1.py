@@ -196,7 +196,7 @@ def test_parallel_pass1_with_images_and_sensitive_tags(tmp_path: Path):
         build(cfg)
         outs.append(_outputs(tmp_path / f"w{workers}"))
     assert outs[0] == outs[1]
-    assert json.loads(outs[0]["report"])["counts"]["images"] == 16
+    assert json.loads(outs[0]["report"])["counts"]["images"] == 22
 
 
 def test_beside_runs_start_up_work_once_and_reraises_its_error():

@@ -215,6 +215,17 @@ def _kg_for_negatives(g: SceneGraph, image_graph_twice: bool = False) -> KG:
     extra.add_object("b", ["table"], [], ["wooden"])
     extra.add_object("c", ["dog"], [], ["yellow"])
     extra.add_relation("a", "under", "b")
+    # the corpus also has a couch on something and something on a dog: 'a couch on a dog' is then a
+    # reversal it finds plausible (reverse_rel keeps only those)
+    extra.add_object("d", ["couch"])
+    extra.add_object("e", ["rug"])
+    extra.add_object("f", ["cat"])
+    extra.add_object("g", ["dog"])
+    extra.add_relation("d", "on", "e")
+    extra.add_relation("f", "on", "g")
+    # and a white cat and a brown couch: 'a brown couch and a white cat' swaps objects plausibly
+    extra.add_object("h", ["cat"], [], ["white"])
+    extra.add_object("i", ["couch"], [], ["brown"])
     kg.add_graph(extra.graph)
     if image_graph_twice:
         kg.add_graph(g)
