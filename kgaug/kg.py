@@ -456,6 +456,9 @@ class KG:
         if ok is None:
             if a in lexicon.attribute_category():
                 ok = True
+            elif "-" in a and " " not in a and a.replace("-", "").isalpha():  # "half-eaten", "well-lit"
+                last = a.rsplit("-", 1)[1]
+                ok = self.describable(last) or self.wn.is_participle(last)
             elif " " in a or a in lexicon.not_prenominal() or not a.isalpha():
                 ok = False
             elif self.wn.enabled:

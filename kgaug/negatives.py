@@ -149,10 +149,12 @@ def _insertion_point(np: NP, cat: str, kg: KG) -> int:
     """Where a new attribute goes in front of the noun: before the first one it should precede
     ("a small red car", "a red wooden car"); compounds ("skate park") stay next to the head."""
     new = ORDER.get(cat, 4)
+    quantity = lexicon.not_predicative()  # "several", "many", "other": they stay in front, as counts do
     for a, (s, _e) in np.atts:
-        if s < np.head[0] and ORDER.get(kg.attribute_category(a) or "", 99) > new:
+        if s < np.head[0] and a not in quantity and ORDER.get(kg.attribute_category(a) or "", 99) > new:
             return s
-    before = [s for a, (s, _e) in np.atts if s < np.head[0] and kg.attribute_category(a) is None]
+    before = [s for a, (s, _e) in np.atts if s < np.head[0] and kg.attribute_category(a) is None
+              and a not in quantity]
     return min(before) if before else np.head[0]
 
 

@@ -82,8 +82,17 @@ def _att_tokens(head) -> list:
     return out
 
 
-def _att_name(tok) -> str:
-    t = tok.text.lower()
+def _att_span(tok) -> tuple[int, int]:
+    """Character span of an attribute token with the words hyphenated to it ("half-eaten",
+    "twenty-five", "well-lit": spaCy splits them, and the last word alone says something else)."""
+    doc, i = tok.doc, tok.i
+    while i >= 2 and doc[i - 1].text == "-" and not doc[i - 1].whitespace_ and not doc[i - 2].whitespace_:
+        i -= 2
+    return doc[i].idx, tok.idx + len(tok.text)
+
+
+def _att_name(tok, span: tuple[int, int]) -> str:
+    t = tok.doc.text[span[0]:span[1]].lower()
     if tok.dep_ == "nummod":
         return _NUMBERS.get(t, t if t.isalpha() else "")
     return lexicon.clean(t)
@@ -124,9 +133,10 @@ def to_caption(doc) -> Caption:
             return
         atts = []
         for t in _att_tokens(head):
-            a = _att_name(t)
+            span = _att_span(t)
+            a = _att_name(t, span)
             if a and a != name:
-                atts.append((a, (t.idx, t.idx + len(t.text))))
+                atts.append((a, span))
         subj = head.dep_ in ("nsubj", "nsubjpass") and head.head.pos_ in ("VERB", "AUX") and \
             head.head.tag_ in ("VBZ", "VBP", "VBD")
         nps.append(NP(name, plural, (head.idx, head.idx + len(head.text)),

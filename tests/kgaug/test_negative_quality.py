@@ -149,7 +149,7 @@ def test_replace_obj_takes_common_senses_only(wordnet_ready):
         assert derive_fact(n.type, n.fact, n.from_, n.to) == n.to
 
 
-def test_a_container_without_of_is_an_object(spacy_model: str):
+def test_caption_parse_keeps_containers_and_hyphenated_words(spacy_model: str):
     from kgaug.parse import load_nlp, to_caption
 
     nlp = load_nlp(spacy_model)
@@ -157,3 +157,14 @@ def test_a_container_without_of_is_an_object(spacy_model: str):
     assert {"plate", "donut", "table"} <= {np.name for np in c.nps}
     c = to_caption(nlp("A plate of donuts on a table."))
     assert "plate" not in {np.name for np in c.nps} and "donut" in {np.name for np in c.nps}
+    c = to_caption(nlp("A half-eaten sandwich on a well-lit table."))
+    atts = {np.name: [a for a, _ in np.atts] for np in c.nps}
+    assert atts["sandwich"] == ["half-eaten"] and atts["table"] == ["well-lit"], atts  # not 'eaten', 'lit'
+
+
+def test_add_att_goes_after_quantities_and_before_compounds():
+    g = _graph([("arrows", ["several"]), ("sign", [])], [(0, "on", 1)])
+    corpus = [g, _graph([("arrow", ["white"]), ("sign", ["red"])], [])]
+    negs, _ = _negatives(g, corpus, ("add_att",))
+    texts = [n.text for n in negs if n.to == "white"]
+    assert texts and all("several white arrows" in t for t in texts), texts
