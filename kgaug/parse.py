@@ -173,9 +173,15 @@ def to_caption(doc) -> Caption:
                         nps[index[subj[0].i]].atts.append((a, (t.idx, t.idx + len(t.text))))
 
     rels: list[RelSlot] = []
+    root_subjects = [c for t in doc if t.dep_ == "ROOT" for c in t.children
+                     if c.dep_ in ("nsubj", "nsubjpass") and c.i in index]
+    agent = index[root_subjects[0].i] if root_subjects and lexicon.is_agent(nps[index[root_subjects[0].i]].name) \
+        else None  # the sentence's subject, when it is one that does things
 
     def subject_of(tok):
-        """The NP a preposition or verb attaches to: a noun, or the subject of its verb."""
+        """The NP a preposition or verb attaches to: a noun, or the subject of its verb. A participle
+        spaCy hangs on a thing in a prepositional phrase ('a man is in a kitchen making pizzas')
+        describes the sentence's agent, not the thing."""
         h = tok
         for _ in range(3):
             if h.i in index:
@@ -185,6 +191,9 @@ def to_caption(doc) -> Caption:
                 if subs:
                     return index[subs[0].i]
                 if h.dep_ in ("acl", "relcl") and h.head.i in index:
+                    if (agent is not None and h.dep_ == "acl" and h.tag_ == "VBG" and h.head.dep_ == "pobj"
+                            and not lexicon.is_agent(nps[index[h.head.i]].name)):
+                        return agent
                     return index[h.head.i]
             if h.dep_ == "conj" or h.pos_ in ("ADV", "ADJ", "VERB"):
                 h = h.head

@@ -132,12 +132,18 @@ def _nouns() -> dict[str, Any]:
         "quantifiers": frozenset(d["quantifiers"]),
         "depicted": frozenset(d["depicted_quantifiers"]),
         "background": frozenset(d["background"]),
+        "agents": frozenset(d["agents"]),
         "not_objects": frozenset(d["not_objects"]),
     }
 
 
 def is_quantifier(word: str) -> bool:
     return word in _nouns()["quantifiers"]
+
+
+def is_agent(word: str) -> bool:
+    """A noun that does things: a person, a role of one, an animal (nouns.json `agents`)."""
+    return word in _nouns()["agents"]
 
 
 def is_background(word: str) -> bool:

@@ -161,6 +161,14 @@ def test_caption_parse_keeps_containers_and_hyphenated_words(spacy_model: str):
     atts = {np.name: [a for a, _ in np.atts] for np in c.nps}
     assert atts["sandwich"] == ["half-eaten"] and atts["table"] == ["well-lit"], atts  # not 'eaten', 'lit'
 
+    def rels(text: str) -> set[tuple[str, str, str]]:
+        c = to_caption(nlp(text))
+        return {(c.nps[r.subj].name, r.pred, c.nps[r.obj].name) for r in c.rels}
+
+    # a participle spaCy hangs on the place describes the person (not 'a kitchen making pizzas')
+    assert ("man", "making", "pizza") in rels("A man is in a kitchen making pizzas.")
+    assert ("dog", "wearing", "hat") in rels("A man riding a horse next to a dog wearing a hat.")  # an agent keeps it
+
 
 def test_add_att_goes_after_quantities_and_before_compounds():
     g = _graph([("arrows", ["several"]), ("sign", [])], [(0, "on", 1)])
