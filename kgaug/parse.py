@@ -224,8 +224,10 @@ def to_caption(doc) -> Caption:
         if pobj.i not in index:
             continue
         s = subject_of(attach)
-        if attach.pos_ == "VERB" and pred_words[0] in lexicon.relation_words("directional"):
-            # Where the verb's object goes: "throwing a ball to a batter" is to(ball,batter).
+        if attach.pos_ in ("VERB", "AUX") and (pred_words[0] in lexicon.relation_words("directional")
+                                               or lexicon.is_holder(nps[index[pobj.i]].name)):
+            # Where the verb's object goes or is held: "throwing a ball to a batter" is to(ball,batter),
+            # "has a frisbee in his hand" in(frisbee,hand).
             moved = [c for c in attach.children if c.dep_ == "dobj" and c.i in index and c.i < tok.i]
             if moved:
                 s = index[moved[0].i]

@@ -133,12 +133,18 @@ def _nouns() -> dict[str, Any]:
         "depicted": frozenset(d["depicted_quantifiers"]),
         "background": frozenset(d["background"]),
         "agents": frozenset(d["agents"]),
+        "holders": frozenset(d["holders"]),
         "not_objects": frozenset(d["not_objects"]),
     }
 
 
 def is_quantifier(word: str) -> bool:
     return word in _nouns()["quantifiers"]
+
+
+def is_holder(word: str) -> bool:
+    """A body part a verb's object is held in ('a frisbee in his hand'; nouns.json `holders`)."""
+    return word in _nouns()["holders"]
 
 
 def is_agent(word: str) -> bool:

@@ -168,6 +168,9 @@ def test_caption_parse_keeps_containers_and_hyphenated_words(spacy_model: str):
     # a participle spaCy hangs on the place describes the person (not 'a kitchen making pizzas')
     assert ("man", "making", "pizza") in rels("A man is in a kitchen making pizzas.")
     assert ("dog", "wearing", "hat") in rels("A man riding a horse next to a dog wearing a hat.")  # an agent keeps it
+    held = rels("A man has a frisbee in his hand.")  # what is in the hand is the frisbee
+    assert ("frisbee", "in", "hand") in held and ("man", "in", "hand") not in held
+    assert ("man", "on", "beach") in rels("A man riding a horse on a beach.")
 
 
 def test_add_att_goes_after_quantities_and_before_compounds():
