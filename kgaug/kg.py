@@ -184,6 +184,7 @@ class KG:
         self._p_rel: dict[tuple[str, str, str], float] = {}
         self._pools: dict[str, tuple] = {}
         self._editable: dict[tuple[str, str | None], bool] = {}
+        self._person: dict[str, bool] = {}
         # Sameness look-ups for Evidence (pure functions of the final KG, filled in pass 2).
         self._met = MetNames()
         self._same_att = PairMemo()
@@ -191,7 +192,7 @@ class KG:
         self._locative: dict[tuple[str, str, str], bool] = {}  # (p, q, object), p < q -> `same_place`
 
     def _forget(self) -> None:
-        for memo in (self._p_att, self._p_rel, self._pools, self._editable, self._cands, self._firsts, self._met,
+        for memo in (self._p_att, self._p_rel, self._pools, self._editable, self._person, self._cands, self._firsts, self._met,
                      self._same_att, self._same_pred, self._locative):
             memo.clear()
         self._cooc_adj = self._att_adj = self._frequent = None
@@ -596,8 +597,11 @@ class KG:
 
     def is_person(self, o: str) -> bool:
         """A person or a group of people ('people', 'crowd': the lexicon's `people` list)."""
-        return (o in lexicon.sensitive_words() or o in lexicon.load("attributes")["people"]
-                or self.wn.lexname(o) == "noun.person")
+        ok = self._person.get(o)
+        if ok is None:
+            ok = self._person[o] = (o in lexicon.sensitive_words() or o in lexicon.load("attributes")["people"]
+                                    or self.wn.lexname(o) == "noun.person")
+        return ok
 
     def editable_category(self, o: str, cat: str | None) -> bool:
         """May an attribute of this category be added to / replaced on this object?"""
@@ -607,6 +611,10 @@ class KG:
             ok = self._editable[o, cat] = not (cat in attributes["not_on_people"]
                                                and (self.is_person(o) or o in attributes["skin"]))
         return ok
+
+    def shows_attribute(self, o: str, a: str) -> bool:
+        """The corpus has attribute `a` on object `o` at least once (what moving `a` onto `o` needs)."""
+        return self.obj_att.get((o, a), 0) > 0
 
     def takes_role(self, s: str | None, p: str, o: str | None) -> bool:
         """The corpus has `s` as a subject of `p` (not asked when None) and `o` as an object of it: what

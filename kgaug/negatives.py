@@ -278,8 +278,8 @@ class Generator:
         xa, yb = _first_categorised(a.atts), _first_categorised(b.atts)
         if xa is None or yb is None:
             return []
-        if category[xa[0]] != category[yb[0]] and not (kg.obj_att.get((a.name, yb[0]), 0) > 0
-                                                       and kg.obj_att.get((b.name, xa[0]), 0) > 0):
+        if category[xa[0]] != category[yb[0]] and not (kg.shows_attribute(a.name, yb[0])
+                                                       and kg.shows_attribute(b.name, xa[0])):
             pair = _same_category_pair(a.atts, b.atts)
             if pair is None:
                 self._reject("swap_att", "implausible: attributes of two categories the corpus never shows swapped")
@@ -303,17 +303,17 @@ class Generator:
     def swap_obj(self, c: Caption, i: int, k: int) -> list[tuple]:
         a, b = c.nps[i], c.nps[k]
         new = [attribute_fact(t, b.name) for t, _ in a.atts] + [attribute_fact(t, a.name) for t, _ in b.atts]
-        # Every relation of either object changes with the swap, also one with a third object ('a man
-        # carrying a backpack' -> 'a man carrying a road'): each new fact is recorded and checked.
         kg = self.kg
         category = lexicon.attribute_category()
         if not (all(kg.editable_category(b.name, category.get(t)) for t, _ in a.atts)
                 and all(kg.editable_category(a.name, category.get(t)) for t, _ in b.atts)):
             return []  # an attribute that may not move onto the other object (a colour onto a person)
-        seen = kg.obj_att.get
-        if not (all(seen((b.name, t), 0) > 0 for t, _ in a.atts) and all(seen((a.name, t), 0) > 0 for t, _ in b.atts)):
+        if not (all(kg.shows_attribute(b.name, t) for t, _ in a.atts)
+                and all(kg.shows_attribute(a.name, t) for t, _ in b.atts)):
             self._reject("swap_obj", "implausible: the corpus never shows a moved attribute on its new object")
             return []  # 'a clean car and a parked road'
+        # Every relation of either object changes with the swap, also one with a third object ('a man
+        # carrying a backpack' -> 'a man carrying a road'): each new fact is recorded and checked.
         swapped = {i: b.name, k: a.name}
         for r in c.rels:
             if r.subj in swapped or r.obj in swapped:
