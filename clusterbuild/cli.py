@@ -62,6 +62,10 @@ MAX_SIDE_OPT = typer.Option(4096, "--max-side", min=16, help="Images with a long
 QUIET_OPT = typer.Option(False, "--quiet", "-q", help="No progress bars.")
 CLUSTERS_OPT = typer.Option(None, "--clusters", "-k", help="Number of k-means clusters.")
 CSIZE_OPT = typer.Option(None, "--cluster-size", help="Target samples per cluster (k = n / size); default 256.")
+CLUSTER_ON_OPT = typer.Option(
+    "auto", "--cluster-on", help="What k-means groups: image (embeddings), graph (the words of each scene graph: "
+    "images described with the same words, so in-batch negatives differ in binding), auto (graph when >= 90 % of "
+    "rows have one).")
 KNN_OPT = typer.Option(3, "--knn", min=0, help="Nearest other images stored per sample (hard image negatives).")
 DUP_OPT = typer.Option(0.97, "--dup-threshold", help="Cosine similarity at or above which a kNN image is a near-duplicate.")
 SEED_OPT = typer.Option(0, "--seed", help="Seed for k-means and the cluster order.")
@@ -81,16 +85,16 @@ def embed(input: Path = IN_ARG, out: Path = OUT_OPT, model: str = MODEL_OPT, pre
 
 @app.command()
 def cluster(input: Path = IN_ARG, out: Path = OUT_OPT, model: str = MODEL_OPT, pretrained: str = PRETRAINED_OPT,
-            clusters: int = CLUSTERS_OPT, cluster_size: int = CSIZE_OPT, knn: int = KNN_OPT,
-            dup_threshold: float = DUP_OPT, seed: int = SEED_OPT, device: str = DEVICE_OPT,
+            clusters: int = CLUSTERS_OPT, cluster_size: int = CSIZE_OPT, cluster_on: str = CLUSTER_ON_OPT,
+            knn: int = KNN_OPT, dup_threshold: float = DUP_OPT, seed: int = SEED_OPT, device: str = DEVICE_OPT,
             batch_size: int = BATCH_OPT, workers: int = WORKERS_OPT, cache: Path = CACHE_OPT, max_side: int = MAX_SIDE_OPT,
             quiet: bool = QUIET_OPT) -> None:
     """FAISS spherical k-means + kNN over the (cached) embeddings; writes clusters.npz to the cache."""
     from clusterbuild import pipeline as P
 
     opts = _opts(input, out, model=model, pretrained=pretrained, clusters=clusters, cluster_size=cluster_size,
-                 knn=knn, dup_threshold=dup_threshold, seed=seed, device=device, batch_size=batch_size, workers=workers,
-                 cache=cache, max_side=max_side, progress=not quiet)
+                 cluster_on=cluster_on, knn=knn, dup_threshold=dup_threshold, seed=seed, device=device,
+                 batch_size=batch_size, workers=workers, cache=cache, max_side=max_side, progress=not quiet)
 
     def go():
         rows = P.load_rows(input)
@@ -101,8 +105,8 @@ def cluster(input: Path = IN_ARG, out: Path = OUT_OPT, model: str = MODEL_OPT, p
 
 @app.command()
 def shard(input: Path = IN_ARG, out: Path = OUT_OPT, model: str = MODEL_OPT, pretrained: str = PRETRAINED_OPT,
-          clusters: int = CLUSTERS_OPT, cluster_size: int = CSIZE_OPT, knn: int = KNN_OPT,
-          dup_threshold: float = DUP_OPT,
+          clusters: int = CLUSTERS_OPT, cluster_size: int = CSIZE_OPT, cluster_on: str = CLUSTER_ON_OPT,
+          knn: int = KNN_OPT, dup_threshold: float = DUP_OPT,
           samples_per_shard: int = typer.Option(10000, "--samples-per-shard", min=1, help="Samples per tar."),
           seed: int = SEED_OPT, device: str = DEVICE_OPT, batch_size: int = BATCH_OPT, workers: int = WORKERS_OPT, cache: Path = CACHE_OPT,
           embed_negatives: bool = NEG_OPT, max_side: int = MAX_SIDE_OPT,
@@ -113,7 +117,8 @@ def shard(input: Path = IN_ARG, out: Path = OUT_OPT, model: str = MODEL_OPT, pre
     from clusterbuild import pipeline as P
 
     opts = _opts(input, out, model=model, pretrained=pretrained, clusters=clusters, cluster_size=cluster_size,
-                 knn=knn, dup_threshold=dup_threshold, samples_per_shard=samples_per_shard, seed=seed,
+                 cluster_on=cluster_on, knn=knn, dup_threshold=dup_threshold, samples_per_shard=samples_per_shard,
+                 seed=seed,
                  device=device, batch_size=batch_size, workers=workers, cache=cache, embed_negatives=embed_negatives,
                  max_side=max_side, balance_attribute=balance_attribute, overwrite=overwrite, progress=not quiet)
     _run(lambda: P.run_shard(opts, log=console.print))

@@ -64,21 +64,26 @@ def gpu_available() -> int:
 
 def spherical_kmeans(x: np.ndarray, k: int, niter: int = DEFAULT_NITER, seed: int = 0,
                      max_points_per_centroid: int = DEFAULT_MAX_POINTS_PER_CENTROID,
-                     use_gpu: bool = False, normalized: bool = False) -> KMeansResult:
-    """Spherical k-means of the rows of `x` into `k` clusters; every row assigned."""
+                     use_gpu: bool = False, normalized: bool = False, distinct: bool = False) -> KMeansResult:
+    """Spherical k-means of the rows of `x` into `k` clusters; every row assigned.
+
+    `distinct`: fit on the distinct rows only (many identical vectors — the scene-graph word sets of
+    `--cluster-on graph` — would otherwise seed several centroids on one point and merge others)."""
     import faiss
 
     xn = x if normalized else normalize(x)
-    n, d = xn.shape
+    fit = np.ascontiguousarray(np.unique(xn, axis=0)) if distinct else xn
+    n, d = fit.shape
     if k > n:
         raise ValueError(f"k={k} clusters for {n} points: FAISS needs n >= k")
     km = faiss.Kmeans(d, k, niter=niter, seed=seed, spherical=True,
                       max_points_per_centroid=max_points_per_centroid, gpu=bool(use_gpu), verbose=False)
-    km.train(xn)
+    km.train(fit)
     sim, idx = km.index.search(xn, 1)
     stats = km.iteration_stats
     params = {
-        "k": k, "niter": niter, "seed": seed, "spherical": True, "n": n, "dim": d,
+        "k": k, "niter": niter, "seed": seed, "spherical": True, "n": int(xn.shape[0]), "dim": d,
+        "fit_on_distinct_rows": n if distinct else None,
         "max_points_per_centroid": max_points_per_centroid,
         "min_points_per_centroid": int(km.cp.min_points_per_centroid),
         "subsampled": n > k * max_points_per_centroid,

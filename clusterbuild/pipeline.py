@@ -22,6 +22,7 @@ import numpy as np
 from clusterbuild import cluster as CL
 from clusterbuild import contract as C
 from clusterbuild import embed as E
+from clusterbuild import graphvec as GV
 from clusterbuild import images, shardio
 from clusterbuild import knn as KN
 from clusterbuild import write as W
@@ -29,6 +30,8 @@ from clusterbuild import write as W
 CLUSTERS_FILE = "clusters.npz"
 CLUSTERS_META = "clusters.json"
 CENTROIDS_FILE = "centroids.npy"
+CLUSTER_ON = ("auto", "image", "graph")
+GRAPH_SHARE = 0.9
 MAX_LISTED_SKIPS = 1000
 
 
@@ -40,6 +43,7 @@ class Options:
     pretrained: str | None = None
     clusters: int | None = None
     cluster_size: int | None = None
+    cluster_on: str = "auto"  # image | graph | auto (graph when >= GRAPH_SHARE of the rows have a scene graph)
     knn: int = KN.DEFAULT_KNN
     dup_threshold: float = KN.DEFAULT_DUP_THRESHOLD
     samples_per_shard: int = 10000
@@ -151,11 +155,19 @@ def run_cluster(opts: Options, rows: list[dict], emb: E.Embeddings,
     if not rows_ok:
         raise ValueError(f"no usable rows in {opts.input}: every row was skipped "
                          f"({dict(Counter(skipped.values()))})")
+    on = cluster_space(opts.cluster_on, [rows[i] for i in rows_ok])
+    xg = GV.graph_vectors([rows[i] for i in rows_ok]) if on == "graph" else None
     k, note = CL.choose_k(len(rows_ok), opts.clusters, opts.cluster_size)
+    if xg is not None:
+        distinct = GV.distinct_rows(xg)
+        if k > distinct:
+            note = (note + "; " if note else "") + (f"{k} clusters asked but the scene graphs use only {distinct} "
+                                                    f"distinct word sets: k={distinct}")
+            k = distinct
     if note:
         log(f"WARNING: {note}")
     _, use_gpu = resolve_device(opts.device, lambda _m: None)
-    fp = {"embeddings": emb.manifest.get("fingerprint"), "rows_ok": hashlib.sha256(
+    fp = {"embeddings": emb.manifest.get("fingerprint"), "cluster_on": on, "rows_ok": hashlib.sha256(
           np.asarray(rows_ok, np.int64).tobytes()).hexdigest(), "k": k, "seed": opts.seed, "niter": opts.niter,
           "max_points_per_centroid": opts.max_points_per_centroid, "knn": opts.knn,
           "dup_threshold": opts.dup_threshold}
@@ -171,15 +183,16 @@ def run_cluster(opts: Options, rows: list[dict], emb: E.Embeddings,
         pass
     x = CL.normalize(emb.cluster_vectors()[rows_ok])
     t = time.perf_counter()
-    km = CL.spherical_kmeans(x, k, niter=opts.niter, seed=opts.seed,
+    km = CL.spherical_kmeans(x if xg is None else xg, k, niter=opts.niter, seed=opts.seed,
                              max_points_per_centroid=opts.max_points_per_centroid, use_gpu=use_gpu,
-                             normalized=True)
+                             normalized=True, distinct=xg is not None)
     opts.timings["cluster_s"] = round(time.perf_counter() - t, 3)
     t = time.perf_counter()
     nn = KN.nearest_others(x, opts.knn, opts.dup_threshold, use_gpu=use_gpu, normalized=True)
     opts.timings["knn_s"] = round(time.perf_counter() - t, 3)
     sizes = km.sizes()
-    params = dict(km.params, k_requested=opts.clusters, cluster_size_target=opts.cluster_size, k_note=note,
+    params = dict(km.params, cluster_on=on, k_requested=opts.clusters, cluster_size_target=opts.cluster_size,
+                  k_note=note,
                   cluster_sizes={"min": int(sizes.min()), "max": int(sizes.max()), "mean": float(sizes.mean()),
                                  "empty": int((sizes == 0).sum())},
                   knn={"k": opts.knn, "dup_threshold": opts.dup_threshold,
@@ -195,6 +208,18 @@ def run_cluster(opts: Options, rows: list[dict], emb: E.Embeddings,
         f"{params['cluster_sizes']['max']}), {params['knn']['near_duplicate_pairs']} near-duplicate pairs")
     return Clustering(rows_ok, skipped, km.assign, km.centroids, nn.index, nn.similarity, nn.near_duplicate,
                       params)
+
+
+def cluster_space(cluster_on: str, rows: list[dict]) -> str:
+    """`image` or `graph` for `--cluster-on` (auto: graph when most rows carry a scene graph). Image
+    embeddings group what looks alike; scene-graph words group what is *described* alike, so that the
+    in-batch negatives differ in binding and relations (clusterbuild.graphvec)."""
+    if cluster_on not in CLUSTER_ON:
+        raise ValueError(f"--cluster-on must be one of {', '.join(CLUSTER_ON)}, got {cluster_on!r}")
+    if cluster_on != "auto":
+        return cluster_on
+    with_graph = sum(GV.has_graph(r) for r in rows)
+    return "graph" if rows and with_graph >= GRAPH_SHARE * len(rows) else "image"
 
 
 def apply_balance(opts: Options, rows: list[dict], plan: W.Plan, log: Callable[[str], None]) -> dict | None:

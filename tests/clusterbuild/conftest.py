@@ -94,7 +94,7 @@ def kgaug_small(tmp_path: Path) -> Path:
 
 
 SHARD_ARGS = ["--model", "kgclip-tiny-64", "--clusters", "3", "--knn", "2", "--samples-per-shard", "5",
-              "--seed", "7", "--batch-size", "8", "--quiet"]
+              "--seed", "7", "--batch-size", "8", "--cluster-on", "image", "--quiet"]
 
 
 @pytest.fixture

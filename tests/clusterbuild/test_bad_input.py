@@ -129,7 +129,7 @@ def test_fewer_samples_than_clusters(tmp_path: Path, kg):
     inp = kg.write_kgaug(tmp_path / "kg", kg.synthetic_rows(tmp_path / "imgs", 4))
     out = tmp_path / "out"
     r = CliRunner().invoke(app, ["shard", str(inp), "--out", str(out), "--model", "kgclip-tiny-64",
-                                 "--clusters", "10", "--quiet"])
+                                 "--clusters", "10", "--cluster-on", "image", "--quiet"])
     assert r.exit_code == 0, r.output
     assert "asked for 10 clusters but only 4 samples: using k=4" in " ".join(r.output.split())
     info = json.loads((out / C.INFO_FILE).read_text())

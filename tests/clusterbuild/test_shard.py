@@ -201,7 +201,7 @@ def test_separate_embed_and_cluster_steps_feed_shard(kgaug_small: Path, tmp_path
     man = json.loads((out / "embeddings" / E.MANIFEST).read_text())
     assert man["complete"] and man["counts"]["images"] == 16 and man["counts"]["texts"] == 48
     r = CliRunner().invoke(app, ["cluster", str(kgaug_small), "--out", str(out), *model, "--clusters", "3",
-                                 "--knn", "2", "--seed", "7"])
+                                 "--knn", "2", "--seed", "7", "--cluster-on", "image"])
     assert r.exit_code == 0, r.output
     meta = json.loads((out / "embeddings" / "clusters.json").read_text())
     assert meta["params"]["k"] == 3 and meta["params"]["n"] == 16
@@ -216,6 +216,30 @@ def test_separate_embed_and_cluster_steps_feed_shard(kgaug_small: Path, tmp_path
     monkeypatch.setattr(CL, "spherical_kmeans", boom)
     r = shard(kgaug_small, out, args=kg.SHARD_ARGS)
     assert r.exit_code == 0, r.output
+    assert validate_folder(out) == []
+
+
+def test_cluster_on_graph_groups_images_described_with_the_same_words(tmp_path: Path, kg):
+    """Rows whose scene graphs use the same words share a cluster (whatever the binding); k is capped
+    at the number of distinct word sets; kNN and near-duplicate flags stay on the image embeddings."""
+    rows = kg.synthetic_rows(tmp_path / "imgs", 12)
+    words = [("cube", "red", "ball", "blue"), ("cube", "blue", "ball", "red"), ("star", "green", "ring", "pink")]
+    for i, r in enumerate(rows):
+        a, ca, b, cb = words[i % 3]
+        r["scene_graph"] = json.dumps({"objects": [{"id": "0", "name": a, "attributes": [ca]},
+                                                   {"id": "1", "name": b, "attributes": [cb]}],
+                                       "relations": [["0" if i % 2 else "1", "left of", "1" if i % 2 else "0"]]})
+    inp = kg.write_kgaug(tmp_path / "kg", rows)
+    out = tmp_path / "out"
+    r = shard(inp, out, args=["--model", "kgclip-tiny-64", "--clusters", "5", "--knn", "2", "--seed", "7", "--quiet"])
+    assert r.exit_code == 0, r.output
+    info = json.loads((out / C.INFO_FILE).read_text())
+    assert info["clusters"]["cluster_on"] == "graph" and info["clusters"]["k"] == 2
+    assert "only 2 distinct word sets" in info["clusters"]["k_note"]
+    by_key = {s.key: s.meta["cluster_id"] for s in read_all(out)}
+    ids = [by_key[row["key"]] for row in rows]
+    assert len({ids[i] for i in range(12) if i % 3 < 2}) == 1  # red/blue cube+ball in either binding
+    assert {ids[i] for i in range(12) if i % 3 == 2}.isdisjoint({ids[0]})
     assert validate_folder(out) == []
 
 

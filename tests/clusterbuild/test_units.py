@@ -124,3 +124,36 @@ def test_balance_weights_equalise_groups_within_clusters():
     assert s["f"]["share_before"] == pytest.approx(4 / 6, abs=1e-3) and s["f"]["share_after"] == pytest.approx(0.5, abs=1e-3)
     capped = balance.group_weights(["f"] * 20 + ["m"], [0] * 21, max_ratio=2.0)
     assert max(capped) / min(capped) <= 4.0 + 1e-6
+
+
+def _graph_row(key, objects, relations=(), captions=("",)):
+    objs = [{"id": str(i), "name": n, "attributes": list(a)} for i, (n, a) in enumerate(objects)]
+    return {"key": key, "captions": list(captions),
+            "scene_graph": json.dumps({"objects": objs, "relations": [list(r) for r in relations]})}
+
+
+def test_graph_vectors_group_the_same_words_whatever_their_binding_or_order():
+    from clusterbuild import graphvec as GV
+
+    rows = [_graph_row("a", [("cube", ["red"]), ("ball", ["blue"])], [("0", "left of", "1")]),
+            _graph_row("b", [("ball", ["blue"]), ("cube", ["red"])], [("0", "left of", "1")]),  # reversed
+            _graph_row("c", [("cube", ["blue"]), ("ball", ["red"])], [("0", "left of", "1")]),  # swapped colours
+            _graph_row("d", [("cube", ["green"]), ("ball", ["blue"])]),
+            {"key": "e", "captions": ["A red cube and a blue ball."], "scene_graph": ""}]  # no graph: caption words
+    x = GV.graph_vectors(rows, dim=64)
+    assert x.shape == (5, 64) and np.allclose(np.linalg.norm(x, axis=1), 1.0)
+    assert np.allclose(x[0], x[1]) and np.allclose(x[0], x[2]) and np.allclose(x[0], x[4])
+    assert float(x[0] @ x[3]) < 0.99
+    assert GV.distinct_rows(x) == 2 and GV.has_graph(rows[0]) and not GV.has_graph(rows[4])
+    assert np.array_equal(GV.graph_vectors(rows, dim=64), x)  # deterministic (crc32 buckets)
+
+
+def test_cluster_space_auto_follows_the_share_of_rows_with_graphs():
+    from clusterbuild import pipeline as P
+
+    g = [_graph_row(str(i), [("cube", ["red"])]) for i in range(10)]
+    assert P.cluster_space("auto", g) == "graph"
+    assert P.cluster_space("auto", g[:8] + [{"key": "x", "captions": ["a"]}] * 2) == "image"
+    assert P.cluster_space("image", g) == "image"
+    with pytest.raises(ValueError, match="--cluster-on"):
+        P.cluster_space("pixels", g)
