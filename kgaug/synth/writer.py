@@ -10,6 +10,9 @@ Layout of DIR:
     eval/images/*.png, eval/sugarcrepe/<subset>.json   held-out scenes, SugarCrepe format
     eval/zeroshot_shape/, eval/zeroshot_colour/          <class>/*.png + classnames.txt + templates.txt
     eval/bias/bias.json + eval/bias/*.png                the same scene on each group's background
+    eval/seen/images/*.png, eval/seen/sugarcrepe/<subset>.json   the first training scenes (the very
+                             images trained on), SugarCrepe format: accuracy on pairs the model has
+                             seen, against the held-out pairs above (memorised pairs vs learnt binding)
 """
 
 from __future__ import annotations
@@ -125,6 +128,30 @@ def sugarcrepe_items(cfg: WorldConfig, m: int) -> tuple[list[Scene], dict[str, d
     return scenes, subsets
 
 
+def seen_items(cfg: WorldConfig, m: int) -> tuple[list[Scene], dict[str, dict[str, dict[str, str]]]]:
+    """The first m *training* scenes and their SugarCrepe-format items (negatives drawn as for eval)."""
+    train_pairs, _ = world.pair_split(cfg)
+    scenes, subsets = [], {s: {} for s in text.SUBSETS}
+    for i in range(m):
+        scene = world.train_scene(cfg, i, train_pairs)
+        scenes.append(scene)
+        for subset, (pos, neg) in text.negatives(cfg, scene, world.scene_rng(cfg, "train", 20_000_000 + i)).items():
+            subsets[subset][str(i)] = {"filename": f"{i + 1}{IMAGE_EXT}", "caption": pos, "negative_caption": neg}
+    return scenes, subsets
+
+
+def write_seen(cfg: WorldConfig, out: Path, m: int) -> dict:
+    d = out / "eval" / "seen"
+    (d / "images").mkdir(parents=True, exist_ok=True)
+    (d / "sugarcrepe").mkdir(parents=True, exist_ok=True)
+    scenes, subsets = seen_items(cfg, m)
+    for i, scene in enumerate(scenes):  # image i + 1: the same file name and pixels as the training image
+        _atomic_write(d / "images" / f"{i + 1}{IMAGE_EXT}", png_bytes(render.render(scene, cfg.image_size)))
+    for subset, items in subsets.items():
+        _write_json(d / "sugarcrepe" / f"{subset}.json", items)
+    return {"scenes": m, "items": {s: len(v) for s, v in subsets.items()}}
+
+
 def write_eval(cfg: WorldConfig, out: Path, m: int, zeroshot_per_class: int) -> dict:
     ev = out / "eval"
     (ev / "images").mkdir(parents=True, exist_ok=True)
@@ -181,7 +208,8 @@ def write_world(cfg: WorldConfig, out: Path, n: int, m: int, zeroshot_per_class:
     train_pairs, held = world.pair_split(cfg)
     tr = write_train(cfg, out, n, (lambda k: progress(f"train {k}/{n}")) if progress else None)
     ev = write_eval(cfg, out, m, zeroshot_per_class) if m > 0 else {}
-    summary = {"config": asdict(cfg), "train": tr, "eval": ev,
+    seen = write_seen(cfg, out, min(m, n)) if m > 0 else {}
+    summary = {"config": asdict(cfg), "train": tr, "eval": ev, "seen": seen,
                "train_pairs": len(train_pairs), "held_out_pairs": [list(map(list, p)) for p in held]}
     _write_json(out / "world.json", summary)
     return summary
