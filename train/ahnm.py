@@ -8,12 +8,16 @@ Three parts driven by training progress p ∈ [0, 1]:
 2. loss-adaptive weights — negatives already separated by more than `easy_margin` fade (sigmoid),
    in-batch negatives whose cosine beats the positive's by more than `cap_margin` look like label
    noise and are capped at `cap_weight` (KG negatives are verified false, so never capped);
-3. false-negative guard — texts of other images near-identical to one of the anchor's positives
-   (same normalised text, or text cosine ≥ `guard_text_cos` that also stands out from the batch's
-   typical text–text cosine, once p ≥ `guard_after`) and texts of
-   flagged near-duplicate images are turned positive (FFF) or masked; matches found only by
-   embedding cosine are masked, and so (by default, `guard_dups`) are the flagged near-duplicates,
-   which are an embedder's kNN guess; KG negatives are at most masked, never turned positive.
+3. false-negative guard — what the *data* says is the same (`Facts`, train/facts.py): a text equal
+   to any caption or pseudo-caption of the anchor's image, or a caption of another image with the
+   same scene graph, is turned positive (FFF); KG negatives are at most masked, never turned
+   positive. What only an *embedding* says is the same (text cosine ≥ `guard_text_cos` that stands
+   out from the batch, once p ≥ `guard_after`; clusterbuild's near-duplicate flags) is masked, and
+   never for a pair the data says differs in a fact: the image's own KG negatives, and captions
+   that name a different attribute or relation (`contrast.json`) or the same words in another
+   order. Those are the compositional negatives AHNM exists to weight up; a word-order-blind text
+   tower puts them at cosine ≈ 1, and masking them kept the model from ever learning relations
+   (docs/RESULTS.md).
 Everything here is computed without gradient: weights are constants of the loss, as in HCL.
 """
 
@@ -25,7 +29,7 @@ import torch
 
 from train.config import AHNMConfig
 
-ROLE_PRIMARY, ROLE_POSITIVE, ROLE_KG = 0, 1, 2
+ROLE_PRIMARY, ROLE_POSITIVE, ROLE_KG, ROLE_SOURCE = 0, 1, 2, 3
 
 
 @dataclass
@@ -33,10 +37,33 @@ class Columns:
     """What the loss needs to know about each text column of a batch."""
 
     owner: torch.Tensor  # [T] index of the image the text belongs to
-    role: torch.Tensor  # [T] ROLE_PRIMARY | ROLE_POSITIVE | ROLE_KG
+    role: torch.Tensor  # [T] ROLE_PRIMARY | ROLE_POSITIVE | ROLE_KG | ROLE_SOURCE (a KG negative's source caption)
     neg_type: torch.Tensor  # [T] index into contract.NEGATIVE_TYPES, −1 for captions
     text_id: torch.Tensor  # [T] equal ids <=> equal normalised text
     primary: torch.Tensor  # [B] column of each image's primary caption
+
+
+@dataclass
+class Facts:
+    """What the data (not the model) says about a batch's texts and images (train/facts.py)."""
+
+    scene: torch.Tensor  # [B] scene-graph id; equal ids <=> the same scene; −1 unknown
+    known_pos: torch.Tensor  # [B, T] text t equals a caption or pseudo-caption of image i
+    bag: torch.Tensor  # [T] word-bag id: equal ids <=> the same content words, maybe in another order
+    order: torch.Tensor  # [T] equal ids <=> the same content words in the same order
+    contrast: torch.Tensor  # [T, V] the contrast classes (attribute / relation words) each text names
+
+    def to(self, device) -> Facts:
+        return Facts(*(t.to(device) for t in (self.scene, self.known_pos, self.bag, self.order, self.contrast)))
+
+
+def differ(facts: Facts) -> torch.Tensor:
+    """[T, T]: the two texts are known to state different facts: each names an attribute/relation
+    class the other does not, or they say the same content words in another order."""
+    m = facts.contrast.float()
+    has_extra = (m @ (1 - m).T) > 0  # [t, u]: t names a class u does not
+    reordered = (facts.bag[:, None] == facts.bag[None, :]) & (facts.order[:, None] != facts.order[None, :])
+    return (has_extra & has_extra.T) | reordered
 
 
 def base_labels(cols: Columns, batch_size: int) -> torch.Tensor:
@@ -47,13 +74,24 @@ def base_labels(cols: Columns, batch_size: int) -> torch.Tensor:
 
 
 def guard(labels: torch.Tensor, cols: Columns, near_dup: torch.Tensor | None,
-          text_features: torch.Tensor | None, progress: float, cfg: AHNMConfig
+          text_features: torch.Tensor | None, progress: float, cfg: AHNMConfig, facts: Facts | None = None
           ) -> tuple[torch.Tensor, torch.Tensor, dict[str, float]]:
     """False-negative guard: (labels', mask [B,T] of kept pairs, stats)."""
     B, T = labels.shape
+    dev = labels.device
     pos = (labels > 0).float()
     same = (cols.text_id[None, :] == cols.text_id[:, None]).float()
     ident = (pos @ same) > 0  # [B, T]: column t has the same normalised text as a positive of row i
+    is_kg = (cols.role == ROLE_KG)[None, :].expand(B, T)
+    own = cols.owner[None, :] == torch.arange(B, device=dev)[:, None]
+    same_scene = torch.zeros_like(ident)
+    known_differ = torch.zeros(T, T, dtype=torch.bool, device=dev)
+    if facts is not None:
+        ident = ident | facts.known_pos  # any caption/pseudo-caption of the image, sampled or not
+        if cfg.guard_scenes:
+            sc = facts.scene
+            same_scene = (sc[:, None] >= 0) & (sc[:, None] == sc[cols.owner][None, :]) & ~is_kg
+        known_differ = differ(facts)
     close = torch.zeros_like(ident)
     if text_features is not None and progress >= cfg.guard_after:
         tf = text_features.detach().float()
@@ -61,15 +99,18 @@ def guard(labels: torch.Tensor, cols: Columns, near_dup: torch.Tensor | None,
         off = tcos[~torch.eye(T, dtype=torch.bool, device=tcos.device)]
         typical = off.median() if off.numel() else tcos.new_tensor(0.0)
         rel = (tcos - typical) / (1 - typical).clamp_min(1e-6)
-        near = ((tcos >= cfg.guard_text_cos) & (rel >= cfg.guard_text_rel)).float()
-        close = ((pos @ near) > 0) & ~ident
+        near = (tcos >= cfg.guard_text_cos) & (rel >= cfg.guard_text_rel) & ~known_differ
+        close = ((pos @ near.float()) > 0) & ~ident & ~(is_kg & own)
     dup_cols = torch.zeros_like(ident)
     if near_dup is not None and cfg.guard_dups != "ignore":
-        dup_cols = near_dup[:, cols.owner] & (cols.role[None, :] != ROLE_KG)
+        dup_cols = near_dup[:, cols.owner] & ~is_kg
+        if facts is not None:  # the scene graphs say the flagged image shows something else
+            sc = facts.scene
+            dup_cols &= ~((sc[:, None] >= 0) & (sc[cols.owner][None, :] >= 0) & (sc[:, None] != sc[cols.owner][None, :]))
     neg = labels < 0
-    is_kg = (cols.role == ROLE_KG)[None, :].expand(B, T)
     trusted_dups = dup_cols if cfg.guard_dups == "positive" else torch.zeros_like(dup_cols)
-    sure = neg & (ident | trusted_dups)  # exact text match or a trusted duplicate flag: FFF reassignment
+    # exact text match, the same scene graph, or a trusted duplicate flag: FFF reassignment
+    sure = neg & (ident | same_scene | trusted_dups)
     # an embedding-only match is a guess (of the model being trained, or of the embedder that flagged
     # the duplicates): masking it can only drop a negative, turning it positive could teach the model
     # the embedder's mistakes
@@ -86,8 +127,29 @@ def guard(labels: torch.Tensor, cols: Columns, near_dup: torch.Tensor | None,
     n_neg = max(int(neg.sum()), 1)
     stats = {"share_turned_positive": float(flip.sum()) / n_neg, "share_masked": float(masked.sum()) / n_neg,
              "share_guard_text": float((neg & (ident | close)).sum()) / n_neg,
-             "share_guard_dup": float((neg & dup_cols).sum()) / n_neg}
+             "share_guard_scene": float((neg & same_scene).sum()) / n_neg,
+             "share_guard_dup": float((neg & dup_cols).sum()) / n_neg,
+             "guarded": guarded_by_type(neg, masked | flip, cols)}
     return new_labels, kept, stats
+
+
+def guarded_by_type(neg: torch.Tensor, touched: torch.Tensor, cols: Columns) -> dict[str, float]:
+    """Share of each kind of negative pair the guard masked or turned positive: per KG type, for the
+    image's *own* KG negatives and for other images' ones, and for in-batch captions."""
+    from clusterbuild.contract import NEGATIVE_TYPES
+
+    B = neg.shape[0]
+    own = cols.owner[None, :] == torch.arange(B, device=neg.device)[:, None]
+    out: dict[str, float] = {}
+    kinds = [("inbatch", neg & (cols.role != ROLE_KG)[None, :])]
+    for k, name in enumerate(NEGATIVE_TYPES):
+        of_type = neg & (cols.neg_type == k)[None, :] & (cols.role == ROLE_KG)[None, :]
+        kinds += [(f"{name}.own", of_type & own), (f"{name}.other", of_type & ~own)]
+    for name, m in kinds:
+        n = int(m.sum())
+        if n:
+            out[name] = float((touched & m).sum()) / n
+    return out
 
 
 def beta_at(progress: float, cfg: AHNMConfig) -> float:
@@ -172,7 +234,7 @@ def margin_stats(margin: torch.Tensor, negm: torch.Tensor, is_kg: torch.Tensor, 
 
 
 def targets(mode: str, cols: Columns, batch_size: int, cos: torch.Tensor, text_features: torch.Tensor | None,
-            near_dup: torch.Tensor | None, progress: float, cfg: AHNMConfig
+            near_dup: torch.Tensor | None, progress: float, cfg: AHNMConfig, facts: Facts | None = None
             ) -> tuple[torch.Tensor, torch.Tensor, dict]:
     """(labels, weights, stats) for `--negatives none|static|ahnm`.
 
@@ -189,7 +251,7 @@ def targets(mode: str, cols: Columns, batch_size: int, cos: torch.Tensor, text_f
         stats = margin_stats(cos.detach().float() - pos_sim.detach().float(), negm, is_kg, cols, w, cfg)
         stats.update(share_masked=0.0, share_turned_positive=0.0, share_capped=0.0)
         return labels, w, stats
-    labels, kept, gstats = guard(labels, cols, near_dup, text_features, progress, cfg)
+    labels, kept, gstats = guard(labels, cols, near_dup, text_features, progress, cfg, facts)
     w, stats = weights(cos, labels, kept, cols, progress, cfg)
     stats.update(gstats)
     return labels, w, stats
