@@ -1,22 +1,27 @@
 """`make ablation`: every method of docs/RESULTS.md on one embedded world, same budget, several seeds.
 
-    python -m train.ablation [--seeds 3] [--methods clip,full,...] [--steps N] [--quick] [--device cuda]
+    python -m train.ablation [--seeds 5] [--methods clip,default,...] [--steps N] [--jobs J] [--quick]
 
-One world and one shard set are built once (kgaug synth -> kgaug build -> clusterbuild shard, via the
-demo's stages); then each (method, seed) is a `train run` with the method's flags below, evaluated on
-the held-out SugarCrepe-format subsets, zero-shot shape/colour and the bias probe. Intermediate
-checkpoints (snapshots of latest.pt taken while the run writes them) give the accuracy-vs-step
-curves. Writes docs/RESULTS.md (table + command + curves) and docs/results.json
-({method: {metric: {mean, std, seeds}}}). Runs already finished (eval JSON present) are reused, so an
-interrupted ablation resumes.
+The methods and the budget are a data file, `train/configs/ablation.toml`: each method is a table of
+`train run` options applied over the trainer's defaults (`default` is the defaults themselves). One
+world and one shard set are built once (kgaug synth -> kgaug build -> clusterbuild shard, via the
+demo's stages); then each (method, seed) is a `train run --config`, evaluated on the held-out
+SugarCrepe-format subsets, the same subsets on training scenes (`seen_*`), zero-shot shape/colour and
+the bias probe. Snapshots of latest.pt give the accuracy-vs-step curves. Writes the generated block of
+docs/RESULTS.md (tables, the goal check, curves) and docs/results.json ({budget, seeds, default,
+methods: {name: {config, metric: {mean, std, per_seed}}}}). Finished runs (eval JSON present, same
+config) are reused, so an interrupted ablation resumes.
 """
 
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import json
 import os
+import platform
 import shutil
+import sys
 import threading
 import time
 from pathlib import Path
@@ -25,37 +30,11 @@ from typing import Any
 from train import demo as D
 from train import report as R
 
-# Each method as `train run` flags (train/config.py). "pseudo" = pseudo-captions as extra positives:
-# the trainer draws --positives - 1 extra positive texts per image from its other captions and its
-# pseudo-captions together, so --positives 1 is "no pseudo-captions" and 2 is "with".
-BASE_CLIP = ["--loss", "clip", "--negatives", "none", "--batching", "random", "--positives", "1"]
-METHODS: dict[str, list[str]] = {
-    "clip": BASE_CLIP,
-    "siglip": ["--loss", "siglip", "--negatives", "none", "--batching", "random", "--positives", "1"],
-    "static": ["--loss", "clip", "--negatives", "static", "--batching", "random", "--positives", "1"],
-    "ahnm": ["--loss", "clip", "--negatives", "ahnm", "--batching", "random", "--positives", "1"],
-    "cluster": ["--loss", "clip", "--negatives", "none", "--batching", "cluster", "--positives", "1"],
-    "pseudo": ["--loss", "clip", "--negatives", "none", "--batching", "random", "--positives", "2"],
-    "full": ["--loss", "fair-siglip", "--negatives", "ahnm", "--batching", "cluster", "--positives", "2"],
-    "full-no-ahnm": ["--loss", "fair-siglip", "--negatives", "static", "--batching", "cluster", "--positives", "2"],
-    "full-no-cluster": ["--loss", "fair-siglip", "--negatives", "ahnm", "--batching", "random", "--positives", "2"],
-    "full-no-fair": ["--loss", "fair-siglip", "--negatives", "ahnm", "--batching", "cluster", "--positives", "2",
-                     "--fair-lambda", "0"],
-    "full-no-pseudo": ["--loss", "fair-siglip", "--negatives", "ahnm", "--batching", "cluster", "--positives", "1"],
-    # extra rows: the full method with the fair loss on InfoNCE instead of the sigmoid, and with a
-    # weaker / stronger fair term than the default λ = 10 (docs/RESULTS.md: λ = 0.1, the first default,
-    # adds ~0.004 to a sigmoid loss of ~11 in this world and leaves the planted bias in place)
-    "full-clip": ["--loss", "fair-clip", "--negatives", "ahnm", "--batching", "cluster", "--positives", "2"],
-    "full-fair0.1": ["--loss", "fair-siglip", "--negatives", "ahnm", "--batching", "cluster", "--positives", "2",
-                     "--fair-lambda", "0.1"],
-    "full-fair100": ["--loss", "fair-siglip", "--negatives", "ahnm", "--batching", "cluster", "--positives", "2",
-                     "--fair-lambda", "100"],
-}
-# CPU default: the demo's world, model and budget (240 steps x batch 64), where the diagnosis runs of
-# docs/RESULTS.md saw 10-25 point differences between methods; 12 methods x 3 seeds fit in ~2 h on 2
-# cores with --jobs 2. On a GPU raise it: --preset small --steps 3000 --batch-size 256 --train-images 20000.
-ABLATION = dict(D.DEMO)
+REGISTRY = D.REGISTRY
+registry, size_of = D.registry, D.size_of
 START, END = "<!-- ablation:start (written by python -m train.ablation) -->", "<!-- ablation:end -->"
+BINDING = ("swap_att", "swap_obj", "replace_obj")  # the issue's binding mean (replace_rel reported apart)
+METRICS = (*R.SUBSETS, *R.ZEROSHOT, "bias_gap")
 
 
 class Snapshots(threading.Thread):
@@ -90,6 +69,10 @@ def evaluate(checkpoint: Path, world_dir: Path, device: str) -> dict[str, float]
     out["zeroshot_shape"] = float(res["zeroshot"]["top1"])
     out["zeroshot_colour"] = float(E.evaluate(checkpoint, None, zeroshot=ev / "zeroshot_colour",
                                               device=device)["zeroshot"]["top1"])
+    seen = ev / "seen"
+    if (seen / "sugarcrepe").is_dir():  # the same subsets on training scenes: memorised pairs
+        res = E.evaluate(checkpoint, None, sugarcrepe=seen / "sugarcrepe", images=seen / "images", device=device)
+        out.update({f"seen_{k}": v for k, v in R.results_from_eval(res["sugarcrepe"]).items()})
     return out
 
 
@@ -97,48 +80,53 @@ def snapshot_step(path: Path) -> int | None:
     import torch
 
     ck = torch.load(path, map_location="cpu", weights_only=True)
-    for k in ("step", "global_step"):
-        if isinstance(ck.get(k), int):
-            return ck[k]
-    st = ck.get("state") or ck.get("train_state") or {}
-    return st.get("step") if isinstance(st, dict) else None
+    return ck.get("step") if isinstance(ck.get("step"), int) else None
 
 
-def one_run(ch: D.Chain, shards: Path, world_dir: Path, model_json: Path, method: str, seed: int,
-            size: dict[str, Any], device: str, points: int) -> dict[str, Any]:
+def one_run(ch: D.Chain, shards: Path, world_dir: Path, model_json: Path, method: str, config: dict[str, Any],
+            seed: int, size: dict[str, Any], device: str, points: int) -> dict[str, Any]:
+    """Train and evaluate one (method, seed); reused when its eval JSON exists for the same config."""
     run_dir = ch.out / "runs" / f"{method}-s{seed}"
     done = run_dir / "ablation_eval.json"
     if done.is_file():
-        ch.say(f"{method} seed {seed}: reusing {done}")
-        return dict(json.loads(done.read_text()), reused=True)
+        old = json.loads(done.read_text())
+        if old.get("config") == config and old.get("size") == size:
+            ch.say(f"{method} seed {seed}: reusing {done}")
+            return dict(old, reused=True)
     if run_dir.exists():
         shutil.rmtree(run_dir)
+    run_dir.mkdir(parents=True)
+    cfg_file = run_dir / "method.json"
+    R.write_json(cfg_file, config)
     started = time.perf_counter()
     snap = Snapshots(run_dir)
     snap.start()
     try:
         with D.Progress(ch, run_dir, f"{method} seed {seed}", size["steps"]):
-            ch.cli("train", "run", str(shards), "--out", str(run_dir), "--model", str(model_json),
-                   "--steps", str(size["steps"]), "--batch-size", str(size["batch_size"]), "--seed", str(seed),
-                   "--device", device, "--save-every", str(max(1, size["steps"] // points)), *METHODS[method])
+            ch.cli("train", "run", str(shards), "--out", str(run_dir), "--config", str(cfg_file), "--model",
+                   str(model_json), "--steps", str(size["steps"]), "--batch-size", str(size["batch_size"]),
+                   "--seed", str(seed), "--device", device, "--save-every", str(max(1, size["steps"] // points)))
     finally:
         snap.stop.set()
         snap.join()
+    seconds = round(time.perf_counter() - started, 1)
     final = evaluate(run_dir, world_dir, device)
     curve = []
     for p in sorted((run_dir / "snapshots").glob("*.pt")):
         step = snapshot_step(p)
         if step is None or step >= size["steps"]:
             continue
-        curve.append({"step": step, **evaluate(p, world_dir, device)})
-    curve.append({"step": size["steps"], **final})
+        curve.append({"step": step, **{k: v for k, v in evaluate(p, world_dir, device).items()
+                                       if k in R.RESULT_KEYS}})
+    shutil.rmtree(run_dir / "snapshots", ignore_errors=True)
+    curve.append({"step": size["steps"], **{k: v for k, v in final.items() if k in R.RESULT_KEYS}})
     b = D.stage_bias(ch, run_dir, world_dir, device)
     if b:
-        final["bias"] = b["gap"]
-    res = {"method": method, "seed": seed, "final": final, "curve": curve,
-           "seconds": round(time.perf_counter() - started, 1)}
+        final["bias_gap"] = b["gap"]
+    res = {"method": method, "seed": seed, "config": config, "size": size, "final": final, "curve": curve,
+           "train_seconds": seconds}
     R.write_json(done, res)
-    ch.say(f"{method} seed {seed}: " + " ".join(f"{k}={v:.3f}" for k, v in final.items()))
+    ch.say(f"{method} seed {seed}: " + " ".join(f"{k}={v:.3f}" for k, v in final.items() if not k.startswith("seen")))
     return res
 
 
@@ -148,12 +136,12 @@ def _worker_init(threads: int) -> None:
     torch.set_num_threads(threads)
 
 
-def run_all(ch: D.Chain, shards: Path, world_dir: Path, model_json: Path, todo: list[tuple[str, int]],
+def run_all(ch: D.Chain, shards: Path, world_dir: Path, model_json: Path, todo: list[tuple[str, dict, int]],
             size: dict[str, Any], device: str, points: int, jobs: int) -> list[dict[str, Any]]:
     """Every (method, seed) run, `jobs` at a time in spawned processes (each with cores/jobs threads:
     these tiny models gain little from a second thread, so two runs side by side finish sooner)."""
     if jobs <= 1 or len(todo) <= 1:
-        return [one_run(ch, shards, world_dir, model_json, m, s, size, device, points) for m, s in todo]
+        return [one_run(ch, shards, world_dir, model_json, m, c, s, size, device, points) for m, c, s in todo]
     import multiprocessing as mp
     from concurrent.futures import ProcessPoolExecutor
 
@@ -161,28 +149,67 @@ def run_all(ch: D.Chain, shards: Path, world_dir: Path, model_json: Path, todo: 
     ch.say(f"{len(todo)} runs, {jobs} at a time ({threads} thread(s) each)")
     with ProcessPoolExecutor(jobs, mp_context=mp.get_context("spawn"), initializer=_worker_init,
                              initargs=(threads,)) as pool:
-        futures = [pool.submit(one_run, ch, shards, world_dir, model_json, m, s, size, device, points)
-                   for m, s in todo]
+        futures = [pool.submit(one_run, ch, shards, world_dir, model_json, m, c, s, size, device, points)
+                   for m, c, s in todo]
         return [f.result() for f in futures]  # in submission order: the table does not depend on timing
 
 
-def aggregate(runs: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+def aggregate(runs: list[dict[str, Any]], methods: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """{method: {"doc", "config", metric: {mean, std, per_seed}}} in registry order."""
     out: dict[str, dict[str, Any]] = {}
-    for method in dict.fromkeys(r["method"] for r in runs):
+    for method in [m for m in methods if any(r["method"] == m for r in runs)]:
         rs = sorted((r for r in runs if r["method"] == method), key=lambda r: r["seed"])
-        keys = [k for k in (*R.RESULT_KEYS, "bias") if all(k in r["final"] for r in rs)]
-        out[method] = {k: R.mean_std([r["final"][k] for r in rs]) for k in keys}
+        keys = [k for k in rs[0]["final"] if all(k in r["final"] for r in rs)]
+        entry: dict[str, Any] = {"doc": methods[method]["doc"], "config": methods[method]["config"]}
+        for k in keys:
+            ms = R.mean_std([r["final"][k] for r in rs])
+            entry[k] = {"mean": ms["mean"], "std": ms["std"], "per_seed": ms["seeds"]}
+        if all(k in entry for k in BINDING):
+            per = [sum(r["final"][k] for k in BINDING) / len(BINDING) for r in rs]
+            ms = R.mean_std(per)
+            entry["binding_mean"] = {"mean": ms["mean"], "std": ms["std"], "per_seed": ms["seeds"]}
+        entry["train_seconds"] = R.mean_std([r.get("train_seconds", 0.0) for r in rs])["mean"]
+        out[method] = entry
     return out
 
 
-def _reused_note(runs: list[dict[str, Any]]) -> str:
-    n = sum(1 for r in runs if r.get("reused"))
-    return f"; {n} of {len(runs)} runs reused from an earlier invocation, not timed here" if n else ""
+def goal_check(table: dict[str, dict[str, Any]], default: str = "default") -> list[str]:
+    """The issue's goals, computed from the table: default against clip and against static."""
+    if default not in table or "clip" not in table:
+        return []
+    d, c = table[default], table["clip"]
+
+    def m(e: dict, k: str) -> float:
+        return e[k]["mean"] if k in e else float("nan")
+
+    lines = []
+    checks = [
+        ("binding mean (swap_att, swap_obj, replace_obj) ≥ CLIP + 5 points", m(d, "binding_mean") - m(c, "binding_mean"),
+         5.0),
+        ("replace_rel ≥ CLIP + 10 points", m(d, "replace_rel") - m(c, "replace_rel"), 10.0),
+        ("zero-shot shape no more than 2 points below CLIP", m(d, "zeroshot_shape") - m(c, "zeroshot_shape"), -2.0),
+        ("zero-shot colour no more than 2 points below CLIP", m(d, "zeroshot_colour") - m(c, "zeroshot_colour"), -2.0),
+    ]
+    if "static" in table:
+        checks.append(("binding mean ≥ static (NegCLIP's recipe) + 3 points",
+                       m(d, "binding_mean") - m(table["static"], "binding_mean"), 3.0))
+    for text, diff, need in checks:
+        ok = diff * 100 >= need
+        lines.append(f"| {text} | {diff * 100:+.1f} | {'met' if ok else 'not met'} |")
+    if "bias_gap" in d and "bias_gap" in c:
+        gd, gc = abs(m(d, "bias_gap")), abs(m(c, "bias_gap"))
+        lines.append(f"| planted-bias gap at most half of CLIP's (|{m(d, 'bias_gap'):+.4f}| vs |{m(c, 'bias_gap'):+.4f}|)"
+                     f" | ×{gd / gc if gc else float('inf'):.2f} | {'met' if gd <= gc / 2 else 'not met'} |")
+    return ["| goal (default vs baseline, mean over seeds) | difference | |", "|---|---|---|", *lines]
 
 
-def write_results(docs: Path, table: dict[str, dict[str, Any]], runs: list[dict[str, Any]], command: str,
-                  size: dict[str, Any], seconds: float, device: str) -> None:
-    R.write_json(docs / "results.json", table)
+def write_results(docs: Path, reg: dict[str, Any], table: dict[str, dict[str, Any]], runs: list[dict[str, Any]],
+                  command: str, size: dict[str, Any], seeds: list[int], seconds: float, device: str) -> None:
+    machine = f"{platform.machine()}, {os.cpu_count()} CPU cores" if device == "cpu" else device
+    budget = dict(reg["budget"], seeds=seeds)
+    R.write_json(docs / "results.json", {
+        "budget": budget, "seeds": seeds, "default": "default", "command": command, "device": device,
+        "machine": machine, "date": dt.date.today().isoformat(), "methods": table})
     curves: dict[str, list[dict[str, Any]]] = {}
     for method in table:
         rs = [r for r in runs if r["method"] == method]
@@ -190,21 +217,42 @@ def write_results(docs: Path, table: dict[str, dict[str, Any]], runs: list[dict[
         curves[method] = [{"step": s, **{k: sum(c[k] for r in rs for c in r["curve"] if c["step"] == s and k in c)
                                          / max(1, sum(1 for r in rs for c in r["curve"] if c["step"] == s and k in c))
                                          for k in R.RESULT_KEYS}} for s in steps]
-    fig = R.plot_curves(curves, R.RESULT_KEYS, docs / "figures" / "ablation_curves.png",
+    shown = [m for m in table if m in ("clip", "static", "default")] or list(table)[:3]
+    fig = R.plot_curves({m: curves[m] for m in shown}, R.RESULT_KEYS, docs / "figures" / "ablation_curves.png",
                         "held-out accuracy vs step (mean over seeds)")
+    n_reused = sum(1 for r in runs if r.get("reused"))
+    train_min = sum(r.get("train_seconds", 0.0) for r in runs) / 60
     lines = ["## Ablation table", "",
-             f"Command: `{command}` ({seconds / 60:.1f} min on {device}{_reused_note(runs)}). "
-             f"World preset {size['preset']!r}, "
-             f"{size['train']} training images at {size['image_size']} px, {size['eval']} held-out scenes; "
-             f"{size['layers']}-layer width-{size['width']} ViT + text tower, {size['steps']} steps × batch "
-             f"{size['batch_size']}; mean ± std over seeds, accuracy in %, bias = paired association gap "
-             "(kgaug/synth/bias.py; 0 = unbiased).", ""]
-    rows = R.results_table(table, (*R.RESULT_KEYS, "bias"))
-    lines += ["| " + " | ".join(rows[0]) + " |", "|" + "---|" * len(rows[0])]
-    lines += ["| " + " | ".join(r) + " |" for r in rows[1:]]
+             f"Command: `{command}`, {dt.date.today().isoformat()}, {machine}; {len(runs)} runs "
+             f"({n_reused} reused from an earlier invocation), {train_min:.0f} min of training in all, this "
+             f"invocation {seconds / 60:.0f} min. World preset {size['preset']!r}, {size['train']} training images "
+             f"at {size['image_size']} px, {size['eval']} held-out scenes per subset; {size['layers']}-layer "
+             f"width-{size['width']} ViT + text tower from random init, {size['steps']} steps × batch "
+             f"{size['batch_size']}; seeds {seeds}. Accuracy in %, mean ± sample std over seeds; per-seed values "
+             "in docs/results.json. `binding` = mean of swap_att, swap_obj, replace_obj; `seen rel` = replace_rel "
+             "on training scenes; bias = paired association gap (kgaug/synth/bias.py; 0 = unbiased).", ""]
+    keys = ("binding_mean", *R.SUBSETS, *R.ZEROSHOT, "seen_replace_rel", "bias_gap")
+    header = ["method", "binding", *R.SUBSETS, "zs shape", "zs colour", "seen rel", "bias"]
+    lines += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for method, e in table.items():
+        cells = []
+        for k in keys:
+            if k not in e:
+                cells.append("–")
+            elif k == "bias_gap":
+                cells.append(f"{e[k]['mean']:+.4f} ± {e[k]['std']:.4f}")
+            else:
+                cells.append(f"{100 * e[k]['mean']:.1f} ± {100 * e[k]['std']:.1f}")
+        lines.append(f"| {method} | " + " | ".join(cells) + " |")
+    lines += ["", "What each method is (`train/configs/ablation.toml`; options over the trainer's defaults):", ""]
+    for method, e in table.items():
+        cfg = ", ".join(f"{k}={json.dumps(v)}" for k, v in e["config"].items()) or "the defaults"
+        lines.append(f"- **{method}**: {e['doc']} (`{cfg}`)")
+    check = goal_check(table)
+    if check:
+        lines += ["", "The issue's goals, computed from the table above:", "", *check]
     if fig:
         lines += ["", "![accuracy vs step](figures/ablation_curves.png)"]
-    lines += ["", "Readings are written by hand outside this generated block."]
     block = f"{START}\n" + "\n".join(lines) + f"\n{END}\n"
     path = docs / "RESULTS.md"
     old = path.read_text() if path.is_file() else ""
@@ -217,43 +265,45 @@ def write_results(docs: Path, table: dict[str, dict[str, Any]], runs: list[dict[
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--registry", type=Path, default=REGISTRY, help="methods and budget (TOML)")
     p.add_argument("--work", default="build/ablation", help="world, table, shards and runs")
     p.add_argument("--docs", default="docs", help="where RESULTS.md and results.json go")
-    p.add_argument("--methods", default=",".join(METHODS))
-    p.add_argument("--seeds", type=int, default=3)
+    p.add_argument("--methods", default=None, help="comma-separated subset of the registry's methods [all]")
+    p.add_argument("--seeds", type=int, default=None, help="seeds 0..N-1 [the registry's]")
     p.add_argument("--steps", type=int, default=None)
-    p.add_argument("--points", type=int, default=3, help="curve points per run")
+    p.add_argument("--points", type=int, default=4, help="curve points per run")
     p.add_argument("--jobs", type=int, default=None,
                    help="runs in parallel, one process each [CPU: number of cores, at most 4; GPU: 1]")
-    p.add_argument("--preset", default=None, help="world preset (kgaug/synth/world.json) [tiny]")
+    p.add_argument("--preset", default=None, help="world preset (kgaug/synth/world.json)")
     p.add_argument("--batch-size", type=int, default=None)
     p.add_argument("--train-images", type=int, default=None)
-    p.add_argument("--bias", type=float, default=0.8)
-    p.add_argument("--quick", action="store_true", help="tiny sizes, 2 methods, 1 seed (smoke test)")
+    p.add_argument("--quick", action="store_true", help="tiny sizes, 1 seed (smoke test; meaningless numbers)")
     p.add_argument("--device", default="cuda" if D._cuda() else "cpu")
     a = p.parse_args(argv)
-    size = dict(D.QUICK if a.quick else ABLATION)
+    reg = registry(a.registry)
+    size = dict(D.QUICK) if a.quick else size_of(reg["budget"])
     for key, value in (("steps", a.steps), ("preset", a.preset), ("batch_size", a.batch_size),
                        ("train", a.train_images)):
         if value:
             size[key] = value
     if size["preset"] != "tiny":
-        size["context"] = 32  # captions with size and texture words are longer
-    methods = a.methods.split(",")
-    unknown = [m for m in methods if m not in METHODS]
+        size["context"] = max(size.get("context", 24), 32)  # captions with size and texture words are longer
+    names = a.methods.split(",") if a.methods else list(reg["methods"])
+    unknown = [m for m in names if m not in reg["methods"]]
     if unknown:
-        p.error(f"unknown methods {unknown}; known: {', '.join(METHODS)}")
-    seeds = 1 if a.quick and a.seeds == 3 else a.seeds
+        p.error(f"unknown methods {unknown}; known: {', '.join(reg['methods'])}")
+    seeds = list(range(a.seeds if a.seeds else (1 if a.quick else int(reg["budget"].get("seeds", 5)))))
     ch = D.Chain(Path(a.work))
     ch.out.mkdir(parents=True, exist_ok=True)
     model_json = ch.out / "kgclip-ablation.json"
     model_json.write_text(json.dumps(D.model_config(size), indent=2) + "\n")
-    command = "python -m train.ablation " + " ".join(argv if argv is not None else __import__("sys").argv[1:])
+    command = "python -m train.ablation " + " ".join(argv if argv is not None else sys.argv[1:])
+    bias = float(reg["budget"].get("bias", 0.8))
     try:
-        world_dir = D.stage_synth(ch, size, 0, a.bias)
+        world_dir = D.stage_synth(ch, size, 0, bias)
         table = D.stage_build(ch, world_dir, 0)
         shards = D.stage_shard(ch, table, model_json, size, 0, a.device)
-        todo = [(m, s) for m in methods for s in range(seeds)]
+        todo = [(m, reg["methods"][m]["config"], s) for m in names for s in seeds]
         jobs = a.jobs or (1 if a.device != "cpu" else max(1, min(4, os.cpu_count() or 1)))
         runs = run_all(ch, shards, world_dir, model_json, todo, size, a.device, a.points, jobs)
     except D.StageMissing as e:
@@ -261,7 +311,8 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     docs = Path(a.docs)
     docs.mkdir(parents=True, exist_ok=True)
-    write_results(docs, aggregate(runs), runs, command.strip(), size, time.perf_counter() - ch.started, a.device)
+    write_results(docs, reg, aggregate(runs, reg["methods"]), runs, command.strip(), size, seeds,
+                  time.perf_counter() - ch.started, a.device)
     ch.say(f"wrote {docs / 'RESULTS.md'} and {docs / 'results.json'}")
     return 0
 

@@ -50,13 +50,20 @@ def run(
     logit_lr: float | None = typer.Option(None, "--logit-lr", help="lr of logit_scale/bias [1e-2]."),
     siglip_init_bias: str | None = typer.Option(
         None, "--siglip-init-bias", help="Sigmoid losses' initial bias: a number or 'auto' [-10]."),
-    loss: str | None = typer.Option(None, help="clip | siglip | fair-siglip | fair-clip (fair loss on InfoNCE) [fair-siglip]."),
+    loss: str | None = typer.Option(
+        None, help="clip | fair-clip | siglip | fair-siglip | siglip-rel | fair-siglip-rel (docs/RESULTS.md)."),
     negatives: str | None = typer.Option(None, help="none | static (NegCLIP) | ahnm [ahnm]."),
     batching: str | None = typer.Option(None, help="random | cluster [cluster]."),
     clusters_per_batch: int | None = typer.Option(None, "--clusters-per-batch", help="Clusters per batch [4]."),
     positives: int | None = typer.Option(None, help="Positive texts per image; 0 = auto [0]."),
     negatives_per_sample: int | None = typer.Option(None, "--negatives-per-sample", help="KG negatives per image [2]."),
-    fair_lambda: float | None = typer.Option(None, "--fair-lambda", help="Association-bias penalty weight [10]."),
+    negative_sampling: str | None = typer.Option(
+        None, "--negative-sampling", help="uniform | balanced (over negative types) [uniform]."),
+    source_positives: str | None = typer.Option(
+        None, "--source-positives", help="off | batch | kg: a KG negative's source caption as a positive [off]."),
+    kg_softmax: float | None = typer.Option(
+        None, "--kg-softmax", help="Weight of the per-image softmax over own positives + KG negatives (CE-CLIP)."),
+    fair_lambda: float | None = typer.Option(None, "--fair-lambda", help="Association-bias penalty weight."),
     lora_rank: int | None = typer.Option(None, "--lora-rank", help="LoRA rank; 0 = full fine-tuning [0]."),
     freeze_blocks: int | None = typer.Option(None, "--freeze-blocks", help="Frozen lower blocks per tower [0]."),
     precision: str | None = typer.Option(None, help="fp32 | bf16 | fp16 (AMP on GPU) [fp32]."),
@@ -65,6 +72,8 @@ def run(
     workers: int | None = typer.Option(None, help="DataLoader workers decoding images [0]."),
     save_every: int | None = typer.Option(None, "--save-every", help="Steps between checkpoints [50]."),
     resume: bool = typer.Option(False, "--resume", help="Continue from OUT/latest.pt."),
+    set_: list[str] = typer.Option(
+        None, "--set", help="KEY=VALUE for any option of the config file, e.g. ahnm.beta_max=2 (repeatable)."),
 ) -> None:
     """Train on kgclip shards; writes OUT/{latest.pt, metrics.jsonl, plots/, export/, summary.json}."""
     from train import config as C
@@ -79,10 +88,14 @@ def run(
                      batch_size=batch_size, lr=lr, logit_lr=logit_lr, loss=loss,
                      siglip_init_bias=_number_or_word(siglip_init_bias), negatives=negatives,
                      batching=batching, clusters_per_batch=clusters_per_batch, positives=positives,
-                     negatives_per_sample=negatives_per_sample, fair_lambda=fair_lambda, lora_rank=lora_rank,
+                     negatives_per_sample=negatives_per_sample, negative_sampling=negative_sampling,
+                     source_positives=source_positives, kg_softmax=kg_softmax, fair_lambda=fair_lambda,
+                     lora_rank=lora_rank,
                      freeze_blocks=freeze_blocks, precision=precision, device=device, seed=seed, workers=workers,
                      save_every=save_every, resume=resume or None)
         cfg = C.from_dict({k: v for k, v in flags.items() if v is not None}, cfg, "command line")
+        if set_:
+            cfg = C.from_dict(C.parse_overrides(set_), cfg, "--set")
         summary = loop.run(cfg)
     except (ValueError, FileNotFoundError, loop.NaNLossError) as e:
         _fail(str(e))

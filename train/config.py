@@ -2,7 +2,9 @@
 
 One dataclass is the single source: the CLI's flags, a config file and `train.loop.run` all set the
 same fields, so a resolved config saved next to a run (`config.json` + `config.yaml`) reproduces it.
-Defaults are the full method: `fair-siglip` + `ahnm` + `cluster` batches.
+Defaults are the method as measured best (docs/RESULTS.md): `fair-clip` (InfoNCE + the content-stratified
+fair term) + `ahnm` (KG negatives, mining weights, fact-aware false-negative guard) + `cluster` batches
+(clusterbuild's scene-graph clusters).
 """
 
 from __future__ import annotations
@@ -14,7 +16,10 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-LOSSES = ("clip", "siglip", "fair-siglip", "fair-clip")
+LOSSES = ("clip", "siglip", "fair-siglip", "fair-clip", "siglip-rel", "fair-siglip-rel")
+NEGATIVE_SAMPLING = ("uniform", "balanced")
+MULTI_POSITIVE = ("sum", "each")
+SOURCE_POSITIVES = ("off", "batch", "kg")
 NEGATIVES = ("none", "static", "ahnm")
 BATCHING = ("random", "cluster")
 PRECISIONS = ("fp32", "bf16", "fp16")
@@ -52,6 +57,7 @@ class AHNMConfig:
     # text tower maps every caption near one point, so an absolute threshold alone flags everything
     guard_after: float = 0.1  # progress before the cosine guard starts; exact normalised-text
     # matches and near-duplicate flags are guarded from step 0
+    guard_scenes: bool = True  # captions of another image with the same scene graph are positives (FFF)
     hist_bins: int = 20  # margin histogram logged per step, over [-1, 1]
 
 
@@ -66,23 +72,31 @@ class TrainConfig:
     batch_size: int = 32
     lr: float = 5e-4
     logit_lr: float = 1e-2  # SigLIP's t and b move too slowly at the tower lr: own group, no wd
-    siglip_init_scale: float = 10.0  # sigmoid losses: initial temperature t (SigLIP: 10)
+    siglip_init_scale: float = 10.0  # sigmoid losses: initial temperature t (SigLIP: 10); fixed t of *-rel
+    rel_bias_init: float = 0.5  # siglip-rel: initial bias β in cosine units (logits = t·(cos − β))
     siglip_init_bias: float | str = -10.0  # ... and bias b; "auto" = the log-odds of a positive in
     # a batch, log(P / (T − P)) for P positives among T columns per image (SigLIP's −10 is that
     # prior for its 32k batches)
     weight_decay: float = 0.1
     warmup: int = 10  # linear warmup steps, then cosine decay to 0
     grad_clip: float = 1.0  # 0 disables
-    loss: str = "fair-siglip"
+    loss: str = "fair-clip"
     negatives: str = "ahnm"
     batching: str = "cluster"
     clusters_per_batch: int = 4
     cluster_mix_start: float = 0.5  # share of cluster batches at the start (rest: random from buffer)
     cluster_mix_end: float = 0.5  # ... and at the end of training, linear in between
     buffer_size: int = 512  # samples held for batching (cluster buffer / shuffle buffer)
-    positives: int = 0  # texts per image that count as positive; 0 = auto (1, or 2 for fair-*)
+    positives: int = 1  # texts per image that count as positive (the primary caption + positives − 1 drawn
+    # from its other captions and pseudo-captions)
     negatives_per_sample: int = 2  # KG hard negatives sampled per image per step
+    negative_sampling: str = "uniform"  # uniform over the image's negatives, or balanced over their types
+    source_positives: str = "off"  # off | batch | kg: each sampled KG negative brings its source caption as a
+    # positive of its image, in the whole loss (batch) or only in the kg_softmax term (kg)
+    kg_softmax: float = 0.0  # weight μ of CE-CLIP's per-image softmax over own positives + KG negatives
+    multi_positive: str = "sum"  # softmax losses with several positives: sum (one numerator) or each
     fair_lambda: float = 10.0  # weight of the association-bias penalty (fair-* losses only; docs/RESULTS.md)
+    fair_strata: bool = True  # compare groups only among images whose captions share the concept's fact words
     lora_rank: int = 0  # 0 = full fine-tuning
     lora_alpha: float = 0.0  # 0 = 2 * rank
     freeze_blocks: int = 0  # lower residual blocks of both towers left frozen
@@ -102,6 +116,16 @@ class TrainConfig:
                               ("precision", PRECISIONS)):
             if getattr(self, name) not in allowed:
                 raise ValueError(f"--{name} must be one of {', '.join(allowed)}, got {getattr(self, name)!r}")
+        if self.negative_sampling not in NEGATIVE_SAMPLING:
+            raise ValueError(f"--negative-sampling must be one of {', '.join(NEGATIVE_SAMPLING)}, "
+                             f"got {self.negative_sampling!r}")
+        if self.source_positives not in SOURCE_POSITIVES:
+            raise ValueError(f"source_positives must be one of {', '.join(SOURCE_POSITIVES)}, "
+                             f"got {self.source_positives!r}")
+        if self.multi_positive not in MULTI_POSITIVE:
+            raise ValueError(f"multi_positive must be one of {', '.join(MULTI_POSITIVE)}, got {self.multi_positive!r}")
+        if self.kg_softmax < 0:
+            raise ValueError(f"--kg-softmax must be >= 0, got {self.kg_softmax}")
         if self.ahnm.curriculum not in CURRICULA:
             raise ValueError(f"ahnm.curriculum must be one of {CURRICULA}, got {self.ahnm.curriculum!r}")
         if self.ahnm.guard_action not in GUARD_ACTIONS:
@@ -120,12 +144,12 @@ class TrainConfig:
 
     @property
     def n_positives(self) -> int:
-        if self.positives > 0:
-            return self.positives
-        return 2 if self.loss.startswith("fair-") else 1
+        return max(1, self.positives)
 
     def siglip_bias(self, world_size: int = 1) -> float:
         """The sigmoid losses' initial bias b; "auto" from the global batch's column layout."""
+        if self.loss.endswith("-rel"):  # b = −t·β
+            return -self.siglip_init_scale * self.rel_bias_init
         if not isinstance(self.siglip_init_bias, str):
             return float(self.siglip_init_bias)
         per_image = self.n_positives + (self.negatives_per_sample if self.negatives != "none" else 0)
@@ -162,6 +186,28 @@ def from_dict(data: dict[str, Any], base: TrainConfig | None = None, source: str
         else:
             setattr(cfg, k, value)
     return cfg
+
+
+def parse_overrides(items: list[str]) -> dict[str, Any]:
+    """`["ahnm.beta_max=2", "loss=clip"]` -> `{"ahnm": {"beta_max": 2}, "loss": "clip"}`; values are read
+    as JSON where they parse (numbers, true/false, lists), else kept as strings."""
+    out: dict[str, Any] = {}
+    for item in items:
+        key, sep, raw = item.partition("=")
+        if not sep or not key.strip():
+            raise ValueError(f"--set {item!r}: expected KEY=VALUE")
+        try:
+            value = json.loads(raw)
+        except json.JSONDecodeError:
+            value = raw
+        *path, leaf = key.strip().split(".")
+        node = out
+        for part in path:
+            node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                raise ValueError(f"--set {item!r}: {part!r} is not a table of options")
+        node[leaf] = value
+    return out
 
 
 def load_file(path: str | Path) -> dict[str, Any]:

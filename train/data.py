@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import io
 import random
-import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,15 +24,9 @@ import torch
 
 from clusterbuild import contract as C
 from clusterbuild import shardio
-from train.ahnm import ROLE_KG, ROLE_POSITIVE, ROLE_PRIMARY, Columns
-
-_PUNCT = re.compile(r"[^a-z0-9 ]+")
-_SPACE = re.compile(r"\s+")
-
-
-def normalize_text(text: str) -> str:
-    """Lower case, punctuation dropped, spaces collapsed: 'A dog.' == 'a  dog'."""
-    return _SPACE.sub(" ", _PUNCT.sub(" ", text.lower())).strip()
+from train import facts
+from train.ahnm import ROLE_KG, ROLE_POSITIVE, ROLE_PRIMARY, ROLE_SOURCE, Columns, Facts
+from train.facts import normalize_text
 
 
 def resolve_shards(shards: list[str]) -> list[str]:
@@ -69,13 +62,15 @@ class Item:
     image: bytes
     txt: str
     positives: list[str]
-    negatives: list[tuple[str, str]]  # (text, type)
+    negatives: list[tuple[str, str, str]]  # (text, type, the caption it was edited from or "")
     cluster_id: int
     knn: list[str]
     near_dups: set[str]
     weight: float
     sensitive: dict[str, str]
     meta: dict[str, Any] = field(default_factory=dict, repr=False)
+    scene: str | None = None  # facts.scene_signature of the sample's scene graph (None: unknown)
+    known: frozenset[str] = frozenset()  # normalised texts of every caption and pseudo-caption
 
 
 def parse(raw: dict) -> Item:
@@ -96,10 +91,11 @@ def parse(raw: dict) -> Item:
         if n and n not in seen:
             seen.add(n)
             pos.append(t)
-    negs = [(n["text"], n["type"]) for n in m.get("hard_negatives", []) if n.get("text")]
+    negs = [(n["text"], n["type"], str(n.get("caption") or "")) for n in m.get("hard_negatives", []) if n.get("text")]
     return Item(s.key, s.image, s.txt, pos, negs, int(m.get("cluster_id", -1)), list(m.get("knn", [])),
                 set(m.get("near_duplicates", []) or []), float(m.get("weight", 1.0)),
-                {str(k): str(v) for k, v in (m.get("sensitive") or {}).items()}, m)
+                {str(k): str(v) for k, v in (m.get("sensitive") or {}).items()}, m,
+                facts.scene_signature(m.get("scene_graph")), frozenset(seen))
 
 
 def random_batches(items: Iterator[Item], batch_size: int, buffer_size: int, rng: random.Random
@@ -172,32 +168,92 @@ def cluster_batches(items: Iterator[Item], batch_size: int, clusters_per_batch: 
         yield take()
 
 
+def sample_negatives(negatives: list[tuple[str, str, str]], k: int, rng: random.Random,
+                     sampling: str = "uniform") -> list[tuple[str, str, str]]:
+    """k of an image's (text, type, source) KG negatives. `uniform`: any k, so a type's share is its share of
+    the table (in the embedded world 19 % replace_obj but 7 % reverse_rel); `balanced`: k different
+    types drawn uniformly, one negative of each, then the rest uniformly when there are fewer types."""
+    k = min(k, len(negatives))
+    if k <= 0:
+        return []
+    if sampling == "uniform":
+        return rng.sample(negatives, k)
+    by_type: dict[str, list[int]] = {}
+    for j, neg in enumerate(negatives):
+        by_type.setdefault(neg[1], []).append(j)
+    chosen = [rng.choice(by_type[t]) for t in rng.sample(sorted(by_type), min(k, len(by_type)))]
+    if len(chosen) < k:
+        rest = [j for j in range(len(negatives)) if j not in set(chosen)]
+        chosen += rng.sample(rest, k - len(chosen))
+    return [negatives[j] for j in chosen]
+
+
+TOKEN_CACHE = 1 << 18
+
+
 class Collator:
     """Items -> a training batch: images, tokenised texts and the column layout for the loss."""
 
-    def __init__(self, preprocess, tokenizer, n_positives: int, n_negatives: int, with_negatives: bool):
+    def __init__(self, preprocess, tokenizer, n_positives: int, n_negatives: int, with_negatives: bool,
+                 sampling: str = "uniform", source_positives: str = "off"):
         self.preprocess, self.tokenizer = preprocess, tokenizer
         self.n_positives, self.n_negatives, self.with_negatives = n_positives, n_negatives, with_negatives
+        self.sampling, self.source_positives = sampling, source_positives
+        self._tokens: dict[str, torch.Tensor] = {}  # the same captions recur every epoch: tokenise once
+
+    def tokenize(self, texts: list[str]) -> torch.Tensor:
+        """`tokenizer(texts)` with a bounded cache (cleared when it holds `TOKEN_CACHE` texts)."""
+        new = [t for t in dict.fromkeys(texts) if t not in self._tokens]
+        if new:
+            if len(self._tokens) + len(new) > TOKEN_CACHE:
+                self._tokens.clear()
+            self._tokens.update(zip(new, self.tokenizer(new)))
+        return torch.stack([self._tokens[t] for t in texts])
 
     def texts(self, items: list[Item], rng: random.Random) -> tuple[list[str], Columns]:
+        """Columns: every primary caption (column i = image i), then the positives, then the KG negatives.
+
+        `source_positives` (batch | kg): each sampled negative brings the caption it was edited from,
+        as a positive of its image (NegCLIP and CE-CLIP contrast a negative with its own source):
+        otherwise a negative's wording alone can give it away — in the embedded world every KG
+        negative is a pseudo-caption "a red cube left of a blue ball." while the primary captions
+        are human-style, and a model learns the style in 40 steps (docs/RESULTS.md). `batch`: the
+        source is a positive in the whole loss (ROLE_POSITIVE); `kg`: only in the per-image softmax
+        over the image's own texts (ROLE_SOURCE, `kg_softmax`), so a partial source ("a red cube and
+        a blue ball.") never pulls two scenes that differ in their relation together.
+        """
         texts, owner, role, ntype = [], [], [], []
         for i, it in enumerate(items):  # primary captions first: column i belongs to image i
             texts.append(it.txt)
             owner.append(i), role.append(ROLE_PRIMARY), ntype.append(-1)
-        for i, it in enumerate(items):
+        positives = []
+        for it in items:
             k = min(self.n_positives - 1, len(it.positives))
-            for t in rng.sample(it.positives, k) if k > 0 else []:
+            positives.append(rng.sample(it.positives, k) if k > 0 else [])
+        negatives = [sample_negatives(it.negatives, self.n_negatives, rng, self.sampling) if self.with_negatives
+                     else [] for it in items]
+        for i, it in enumerate(items):
+            extra = [(t, ROLE_POSITIVE) for t in positives[i]]
+            if self.source_positives != "off":
+                kind = ROLE_POSITIVE if self.source_positives == "batch" else ROLE_SOURCE
+                have = {normalize_text(t) for t in (it.txt, *positives[i])}
+                for _, _, src in negatives[i]:
+                    n = normalize_text(src)
+                    if n and n not in have:
+                        have.add(n)
+                        extra.append((src, kind))
+            for t, r in extra:
                 texts.append(t)
-                owner.append(i), role.append(ROLE_POSITIVE), ntype.append(-1)
-        if self.with_negatives:
-            for i, it in enumerate(items):
-                k = min(self.n_negatives, len(it.negatives))
-                for t, typ in rng.sample(it.negatives, k) if k > 0 else []:
-                    texts.append(t)
-                    owner.append(i), role.append(ROLE_KG)
-                    ntype.append(C.NEGATIVE_TYPES.index(typ) if typ in C.NEGATIVE_TYPES else -1)
+                owner.append(i), role.append(r), ntype.append(-1)
+        for i, negs in enumerate(negatives):
+            for t, typ, _ in negs:
+                texts.append(t)
+                owner.append(i), role.append(ROLE_KG)
+                ntype.append(C.NEGATIVE_TYPES.index(typ) if typ in C.NEGATIVE_TYPES else -1)
         return texts, {"owner": owner, "role": role, "neg_type": ntype,
-                       "text_norm": [normalize_text(t) for t in texts]}
+                       "text_norm": [normalize_text(t) for t in texts],
+                       "words": [" ".join(facts.content_words(t)) for t in texts],
+                       "contrast": [sorted(facts.contrast_classes(t)) for t in texts]}
 
     def __call__(self, items: list[Item], rng: random.Random) -> dict[str, Any]:
         from PIL import Image
@@ -212,18 +268,22 @@ class Collator:
                 raise ValueError(f"sample {it.key} ({it.meta.get('source', '?')}): image does not decode: {e}") from e
         meta = {**tmeta, "keys": [it.key for it in items], "near_dups": [sorted(it.near_dups) for it in items],
                 "sensitive": [it.sensitive for it in items], "weight": [it.weight for it in items],
-                "cluster_id": [it.cluster_id for it in items], "knn": [it.knn for it in items]}
-        return {"images": torch.stack(imgs), "tokens": self.tokenizer(texts), "meta": meta}
+                "cluster_id": [it.cluster_id for it in items], "knn": [it.knn for it in items],
+                "scene": [it.scene for it in items], "known": [sorted(it.known) for it in items]}
+        return {"images": torch.stack(imgs), "tokens": self.tokenize(texts), "meta": meta}
 
 
-def layout(metas: list[dict[str, Any]]) -> tuple[Columns, torch.Tensor, dict[str, torch.Tensor], torch.Tensor]:
+def layout(metas: list[dict[str, Any]]
+           ) -> tuple[Columns, torch.Tensor, dict[str, torch.Tensor], torch.Tensor, Facts]:
     """The loss layout of one (possibly multi-rank) batch: images and texts concatenated in order.
 
     Returns the text columns, the near-duplicate matrix [B, B], sensitive groups {attr: [B] ids,
-    −1 unknown} and per-sample weights [B]. Text ids and group ids are assigned over the whole
-    global batch, so every rank derives the same layout from the gathered metadata.
+    −1 unknown}, per-sample weights [B] and what the data says about the texts (`ahnm.Facts`). Text
+    ids, scene ids and group ids are assigned over the whole global batch, so every rank derives
+    the same layout from the gathered metadata.
     """
     owner, role, ntype, norm, primary, keys, near, sens, weight = [], [], [], [], [], [], [], [], []
+    scene, known, words, contrast = [], [], [], []
     for m in metas:
         off_img, off_txt = len(keys), len(owner)
         owner += [o + off_img for o in m["owner"]]
@@ -235,6 +295,10 @@ def layout(metas: list[dict[str, Any]]) -> tuple[Columns, torch.Tensor, dict[str
         near += m["near_dups"]
         sens += m["sensitive"]
         weight += m["weight"]
+        scene += m.get("scene") or [None] * len(m["keys"])
+        known += m.get("known") or [[] for _ in m["keys"]]
+        words += m.get("words") or m["text_norm"]
+        contrast += m.get("contrast") or [[] for _ in m["owner"]]
     ids: dict[str, int] = {}
     text_id = [ids.setdefault(t, len(ids)) for t in norm]
     cols = Columns(torch.tensor(owner), torch.tensor(role), torch.tensor(ntype), torch.tensor(text_id),
@@ -249,7 +313,31 @@ def layout(metas: list[dict[str, Any]]) -> tuple[Columns, torch.Tensor, dict[str
     for attr in sorted({a for s in sens for a in s}):
         vals = sorted({s[attr] for s in sens if attr in s})
         groups[attr] = torch.tensor([vals.index(s[attr]) if attr in s else -1 for s in sens])
-    return cols, nd, groups, torch.tensor(weight, dtype=torch.float32)
+    return cols, nd, groups, torch.tensor(weight, dtype=torch.float32), _facts(ids, text_id, scene, known, words,
+                                                                                 contrast)
+
+
+def _facts(ids: dict[str, int], text_id: list[int], scene: list[str | None], known: list[list[str]],
+           words: list[str], contrast: list[list[int]]) -> Facts:
+    scene_ids: dict[str, int] = {}
+    sid = [scene_ids.setdefault(s, len(scene_ids)) if s is not None else -1 for s in scene]
+    known_pos = torch.zeros(len(scene), len(text_id), dtype=torch.bool)
+    tid = torch.tensor(text_id)
+    for i, texts in enumerate(known):
+        hit = [ids[t] for t in texts if t in ids]
+        if hit:
+            known_pos[i] = torch.isin(tid, torch.tensor(hit))
+    bags: dict[str, int] = {}
+    bag_id = [bags.setdefault(" ".join(sorted(w.split())), len(bags)) for w in words]
+    orders: dict[str, int] = {}
+    order_id = [orders.setdefault(w, len(orders)) for w in words]
+    classes = sorted({k for c in contrast for k in c})
+    col = {k: j for j, k in enumerate(classes)}
+    cm = torch.zeros(len(contrast), len(classes), dtype=torch.bool)
+    for t, c in enumerate(contrast):
+        for k in c:
+            cm[t, col[k]] = True
+    return Facts(torch.tensor(sid), known_pos, torch.tensor(bag_id), torch.tensor(order_id), cm)
 
 
 class ShardStream(torch.utils.data.IterableDataset):

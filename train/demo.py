@@ -1,4 +1,4 @@
-"""`make demo`: the whole chain on the embedded world, full method vs plain CLIP, in minutes on a CPU.
+"""`make demo`: the whole chain on the embedded world, the default method vs plain CLIP, on a CPU.
 
     synth -> kgaug build --source vg -> clusterbuild shard -> train run (full, clip) -> train eval -> report
 
@@ -25,18 +25,39 @@ from train import report as R
 NOT_BUILT = "not built yet"
 CLI_MAIN = {"kgaug": "kgaug.cli", "clusterbuild": "clusterbuild.cli", "train": "train.cli"}
 
-# Sizes found by benchmarks/synth_probe.py (docs/RESULTS.md): a world and model in which plain CLIP
-# learns relations only partly within the budget, so there is room for the method to show.
-# The trainer costs ~3 s per step of 128 images with the full method's 4 texts per image on a loaded
-# 2-core machine, so the demo budget is small; context 24 tokens holds every caption of the tiny world.
-DEMO = dict(preset="tiny", train=3000, eval=500, zeroshot_per_class=24, image_size=32,
-            steps=240, batch_size=64, width=64, layers=2, patch=8, context=24)
+# The world, model, budget and methods of `make demo` and `make ablation`: one data file, so the demo
+# shows the default against CLIP exactly as the ablation measured them (docs/RESULTS.md).
+REGISTRY = Path(__file__).with_name("configs") / "ablation.toml"
 QUICK = dict(preset="tiny", train=96, eval=24, zeroshot_per_class=4, image_size=32,
              steps=3, batch_size=16, width=32, layers=1, patch=8, context=24)
-METHODS = {
-    "full": [],  # the trainer's defaults are the full method: fair-siglip + ahnm + cluster batches
-    "clip": ["--loss", "clip", "--negatives", "none", "--batching", "random", "--positives", "1"],
-}
+DEMO_METHODS = ("default", "clip")
+
+
+def registry(path: Path = REGISTRY) -> dict[str, Any]:
+    """{"budget": {...}, "methods": {name: {"doc": str, "config": {train run options}}}} from the TOML."""
+    from train import config as TC
+
+    data = TC.load_file(path)
+    methods = {}
+    for name, table in data.get("methods", {}).items():
+        table = dict(table)
+        doc = str(table.pop("doc", ""))
+        TC.from_dict(table, TC.TrainConfig(), f"{path} [methods.{name}]").validate()  # unknown keys fail here
+        methods[name] = {"doc": doc, "config": table}
+    missing = [m for m in DEMO_METHODS if m not in methods]
+    if missing:
+        raise ValueError(f"{path}: the registry needs the methods {missing}")
+    return {"budget": dict(data["budget"]), "methods": methods}
+
+
+def size_of(budget: dict[str, Any]) -> dict[str, Any]:
+    """The size dict (world, model, budget) from the registry's [budget] table."""
+    keys = ("preset", "train", "eval", "zeroshot_per_class", "image_size", "steps", "batch_size", "width", "layers",
+            "patch", "context")
+    return {k: budget[k] for k in keys}
+
+
+DEMO = size_of(registry()["budget"])
 
 
 class StageMissing(RuntimeError):
@@ -164,14 +185,43 @@ class Progress(threading.Thread):
         self.join()
 
 
-def stage_train(ch: Chain, shards: Path, method: str, model_json: Path, size: dict[str, Any], seed: int,
-                device: str) -> Path:
+def stage_train(ch: Chain, shards: Path, method: str, config: dict[str, Any], model_json: Path,
+                size: dict[str, Any], seed: int, device: str) -> Path:
+    """`train run --config` with the method's options (the registry's table) over the defaults."""
     run_dir = ch.out / "runs" / method
+    run_dir.mkdir(parents=True, exist_ok=True)
+    cfg_file = run_dir / "method.json"
+    R.write_json(cfg_file, config)
     with Progress(ch, run_dir, method, size["steps"]):
-        ch.cli("train", "run", str(shards), "--out", str(run_dir), "--model", str(model_json),
-               "--steps", str(size["steps"]), "--batch-size", str(size["batch_size"]), "--seed", str(seed),
-               "--device", device, "--save-every", str(max(1, size["steps"])), *METHODS[method])
+        ch.cli("train", "run", str(shards), "--out", str(run_dir), "--config", str(cfg_file), "--model",
+               str(model_json), "--steps", str(size["steps"]), "--batch-size", str(size["batch_size"]), "--seed",
+               str(seed), "--device", device, "--save-every", str(max(1, size["steps"])))
     return run_dir
+
+
+def _threads(n: int) -> None:
+    import torch
+
+    torch.set_num_threads(n)
+
+
+def train_methods(ch: Chain, shards: Path, configs: dict[str, dict[str, Any]], model_json: Path,
+                  size: dict[str, Any], seed: int, device: str) -> dict[str, Path]:
+    """`stage_train` for every method; on a CPU with two or more cores the methods train side by side in
+    spawned processes, one thread each (these small models gain little from a second thread)."""
+    cores = os.cpu_count() or 1
+    if device != "cpu" or cores < 2 or len(configs) < 2:
+        return {m: stage_train(ch, shards, m, c, model_json, size, seed, device) for m, c in configs.items()}
+    import multiprocessing as mp
+    from concurrent.futures import ProcessPoolExecutor
+
+    jobs = min(len(configs), cores)
+    ch.say(f"training {', '.join(configs)} side by side ({jobs} processes, {max(1, cores // jobs)} thread(s) each)")
+    with ProcessPoolExecutor(jobs, mp_context=mp.get_context("spawn"), initializer=_threads,
+                             initargs=(max(1, cores // jobs),)) as pool:
+        futures = {m: pool.submit(stage_train, ch, shards, m, c, model_json, size, seed, device)
+                   for m, c in configs.items()}
+        return {m: f.result() for m, f in futures.items()}
 
 
 def stage_eval(ch: Chain, run_dir: Path, world_dir: Path, device: str) -> dict[str, float]:
@@ -273,12 +323,12 @@ def write_report(ch: Chain, results: dict[str, dict[str, float]], stages: dict[s
         rep.heading("Training curves")
         keys = ["loss", "loss_parts.contrastive", "loss_parts.fair", "logit_scale", "logit_bias", "images_per_s"]
         rep.image(R.plot_curves(metrics, keys, fig / "loss.png", "training (both methods)"), "training curves")
-        rep.heading("AHNM statistics over time (full method)")
-        full = {"full": metrics.get("full", [])}
+        rep.heading("AHNM statistics over time (default method)")
+        full = {"default": metrics.get("default", [])}
         akeys = [f"ahnm.{k}" for k in ("beta", "mean_margin", "mean_margin_kg", "mean_margin_inbatch", "mean_weight",
                                         "share_faded", "share_capped", "share_masked", "share_turned_positive")]
         rep.image(R.plot_curves(full, akeys, fig / "ahnm.png", "AHNM schedule and shares"), "AHNM statistics")
-        tkeys = sorted({k for r in full["full"] for k in r if k.startswith("ahnm.per_type.") and k.endswith(".margin")})
+        tkeys = sorted({k for r in full["default"] for k in r if k.startswith("ahnm.per_type.") and k.endswith(".margin")})
         rep.image(R.plot_curves(full, tkeys, fig / "ahnm_types.png", "AHNM: mean margin per negative type"),
                   "AHNM margin per negative type")
     rep.heading("Log")
@@ -320,8 +370,10 @@ def main(argv: list[str] | None = None) -> int:
         stages["kgaug build"] = "done"
         shards = stage_shard(ch, table, model_json, size, a.seed, a.device)
         stages["clusterbuild shard"] = "done"
-        for method in METHODS:
-            runs[method] = stage_train(ch, shards, method, model_json, size, a.seed, a.device)
+        methods = registry()["methods"]
+        runs = train_methods(ch, shards, {m: methods[m]["config"] for m in DEMO_METHODS}, model_json, size,
+                             a.seed, a.device)
+        for method in DEMO_METHODS:
             stages[f"train run ({method})"] = "done"
             results[method] = stage_eval(ch, runs[method], world_dir, a.device)
             stages[f"train eval ({method})"] = "done"

@@ -137,7 +137,7 @@ def run(config: C.TrainConfig | dict, **overrides: Any) -> dict[str, Any]:
     amp = _amp(cfg, device)
     scaler = torch.amp.GradScaler("cuda") if amp == torch.float16 else None
     collate = data.Collator(built.preprocess_train, built.tokenizer, cfg.n_positives, cfg.negatives_per_sample,
-                            cfg.negatives != "none")
+                            cfg.negatives != "none", cfg.negative_sampling, cfg.source_positives)
 
     state = {"step": 0, "epoch": 0, "batch_in_epoch": 0}
     latest = out / ckpt_io.LATEST

@@ -17,6 +17,7 @@ import torch
 
 from clusterbuild import models
 from train.config import TrainConfig
+from train.losses import RELATIVE_BIAS_LOSSES, SIGMOID_LOSSES
 
 log = logging.getLogger(__name__)
 LORA_TARGETS = ("c_fc", "c_proj", "attn")
@@ -35,11 +36,13 @@ class Built:
 
 def create(cfg: TrainConfig, device: str = "cpu") -> Built:
     kw: dict[str, Any] = {}
-    if cfg.loss in ("siglip", "fair-siglip"):  # as open_clip_train does for --siglip
+    if cfg.loss in SIGMOID_LOSSES:  # as open_clip_train does for --siglip
         world = int(os.environ.get("WORLD_SIZE", "1"))
         kw = {"init_logit_scale": math.log(cfg.siglip_init_scale), "init_logit_bias": cfg.siglip_bias(world)}
     lm = models.create(cfg.model, cfg.pretrained, device=device, **kw)
     base = lm.model
+    if cfg.loss in RELATIVE_BIAS_LOSSES:  # fixed temperature; only the bias is learnt
+        base.logit_scale.requires_grad_(False)
     if cfg.freeze_blocks:
         freeze_lower_blocks(base, cfg.freeze_blocks)
     model = base
@@ -79,7 +82,7 @@ def freeze_lower_blocks(base, n: int) -> None:
 def add_lora(base, rank: int, alpha: float):
     from peft import LoraConfig, get_peft_model
 
-    trainable_extra = [n for n, _ in base.named_parameters() if n in ("logit_scale", "logit_bias")]
+    trainable_extra = [n for n, p in base.named_parameters() if n in ("logit_scale", "logit_bias") and p.requires_grad]
     conf = LoraConfig(r=rank, lora_alpha=alpha, lora_dropout=0.0, target_modules=list(LORA_TARGETS),
                       bias="none")
     model = get_peft_model(base, conf)
@@ -115,9 +118,11 @@ def param_groups(model, cfg: TrainConfig) -> list[dict]:
             no_decay.append(p)
         else:
             decay.append(p)
+    # siglip-rel learns β = −b/t in cosine units: a step of logit_lr in β is a step of t·logit_lr in b
+    logit_lr = cfg.logit_lr * (cfg.siglip_init_scale if cfg.loss in RELATIVE_BIAS_LOSSES else 1.0)
     groups = [{"params": decay, "weight_decay": cfg.weight_decay, "lr": cfg.lr},
               {"params": no_decay, "weight_decay": 0.0, "lr": cfg.lr},
-              {"params": logit, "weight_decay": 0.0, "lr": cfg.logit_lr}]
+              {"params": logit, "weight_decay": 0.0, "lr": logit_lr}]
     return [g for g in groups if g["params"]]
 
 

@@ -67,20 +67,36 @@ def loss_from_features(img: torch.Tensor, txt: torch.Tensor, logit_scale: torch.
                        progress: float) -> tuple[torch.Tensor, dict[str, torch.Tensor], dict]:
     """Loss of a global batch from gathered, L2-normalised features (float32 maths)."""
     img, txt = img.float(), txt.float()
-    cols, near_dup, groups, row_w = layout(metas)
+    cols, near_dup, groups, row_w, facts = layout(metas)
     dev = img.device
     cols = ahnm.Columns(*(t.to(dev) for t in (cols.owner, cols.role, cols.neg_type, cols.text_id, cols.primary)))
     with torch.no_grad():
         cos = img @ txt.T
     labels, weights, stats = ahnm.targets(cfg.negatives, cols, img.shape[0], cos, txt, near_dup.to(dev),
-                                          progress, cfg.ahnm)
+                                          progress, cfg.ahnm, facts.to(dev))
+    strata = fact_strata(facts.contrast.to(dev), cols.primary) if cfg.fair_strata else None
     total, parts = losses.compute_loss(
         cfg.loss, img, txt, logit_scale.float(), None if logit_bias is None else logit_bias.float(),
         labels, None if cfg.negatives == "none" else weights, cols.primary, row_w.to(dev),
-        {k: v.to(dev) for k, v in groups.items()}, cols.owner, cfg.fair_lambda)
+        {k: v.to(dev) for k, v in groups.items()}, cols.owner, cfg.fair_lambda,
+        cfg.kg_softmax if cfg.negatives != "none" else 0.0, cfg.multi_positive, strata, cols.role == ahnm.ROLE_SOURCE)
     stats["n_texts"] = int(txt.shape[0])
     stats["n_images"] = int(img.shape[0])
     return total, parts, stats
+
+
+def fact_strata(contrast: torch.Tensor, primary: torch.Tensor) -> torch.Tensor:
+    """[B, T] stratum ids for the fair term: equal ids <=> the same subset of text t's contrast classes
+    (fact words: colours, sizes, relations ...) is named by image i's primary caption."""
+    B, T, V = primary.shape[0], contrast.shape[0], contrast.shape[1]
+    if V == 0:
+        return torch.zeros(B, T, dtype=torch.long, device=contrast.device)
+    img = contrast[primary]
+    if V <= 62:  # the shared subset as a bit pattern
+        bits = 2 ** torch.arange(V, device=contrast.device, dtype=torch.long)
+        return ((img.long() * bits)[:, None, :] & (contrast.long() * bits)[None, :, :]).sum(-1)
+    shared = img[:, None, :] & contrast[None, :, :]  # [B, T, V]
+    return torch.unique(shared.reshape(B * T, V), dim=0, return_inverse=True)[1].reshape(B, T)
 
 
 def forward_loss(model, batch: dict[str, Any], cfg: TrainConfig, progress: float, device: str,

@@ -47,13 +47,24 @@ def test_report_writes_markdown_and_html_with_the_same_content(tmp_path):
     assert "f/loss.png" in m and h.count("data:image/png;base64") == 2
 
 
-def test_method_flags_are_distinct_and_cover_the_issue():
-    want = {"clip", "siglip", "static", "ahnm", "cluster", "pseudo", "full", "full-no-ahnm", "full-no-cluster",
-            "full-no-fair", "full-no-pseudo"}
-    assert want <= set(ablation.METHODS)
-    flags = {m: tuple(v) for m, v in ablation.METHODS.items()}
-    assert len(set(flags.values())) == len(flags)
-    assert demo.METHODS["clip"] == ablation.METHODS["clip"]
+def test_registry_methods_are_distinct_and_cover_the_issue():
+    reg = demo.registry()
+    names = set(reg["methods"])
+    assert {"clip", "siglip", "static", "default"} <= names
+    assert {"default-no-ahnm", "default-no-cluster", "default-no-fair"} <= names  # one per part of the default
+    assert reg["methods"]["default"]["config"] == {}  # the trainer's defaults themselves
+    configs = [json.dumps(m["config"], sort_keys=True) for m in reg["methods"].values()]
+    assert len(set(configs)) == len(configs)
+    assert all(m["doc"] for m in reg["methods"].values())
+    assert demo.DEMO == demo.size_of(reg["budget"]) and int(reg["budget"]["seeds"]) >= 5
+
+
+def test_registry_rejects_unknown_options(tmp_path):
+    bad = tmp_path / "r.toml"
+    bad.write_text('[budget]\nsteps = 1\n[methods.clip]\nloss = "clip"\n[methods.default]\n'
+                   '[methods.x]\nlearning_rate = 3\n')
+    with pytest.raises(ValueError, match="learning_rate"):
+        demo.registry(bad)
 
 
 def test_demo_model_config_matches_world():
@@ -76,7 +87,7 @@ def test_demo_chain_quick(tmp_path):
     assert (out / "report.md").is_file() and (out / "report.html").is_file()
     _skip_if_missing(out)
     res = json.loads((out / "results.json").read_text())
-    assert set(res) == {"full", "clip"}
+    assert set(res) == {"default", "clip"}
     for method in res.values():
         assert set(R.RESULT_KEYS) <= set(method)
         assert all(0.0 <= v <= 1.0 for v in method.values())
@@ -85,12 +96,20 @@ def test_demo_chain_quick(tmp_path):
 @pytest.mark.slow
 def test_ablation_quick(tmp_path):
     docs = tmp_path / "docs"
-    rc = ablation.main(["--quick", "--work", str(tmp_path / "work"), "--docs", str(docs), "--methods", "clip,full",
-                        "--device", "cpu", "--points", "2"])
+    rc = ablation.main(["--quick", "--work", str(tmp_path / "work"), "--docs", str(docs), "--methods",
+                        "clip,default", "--seeds", "2", "--device", "cpu", "--points", "2"])
     assert rc == 0
     if not (docs / "results.json").is_file():
         pytest.skip("a stage of the chain is not built yet (see the driver's output)")
     res = json.loads((docs / "results.json").read_text())
-    assert set(res) == {"clip", "full"}
-    assert all(set(v) == {"mean", "std", "seeds"} for m in res.values() for v in m.values())
-    assert "| clip |" in (docs / "RESULTS.md").read_text()
+    assert res["seeds"] == [0, 1] and res["default"] == "default" and set(res["methods"]) == {"clip", "default"}
+    for m in res["methods"].values():
+        assert {"config", "doc", "swap_att", "replace_rel", "zeroshot_colour", "bias_gap", "binding_mean"} <= set(m)
+        assert all(len(v["per_seed"]) == 2 and set(v) == {"mean", "std", "per_seed"}
+                   for k, v in m.items() if isinstance(v, dict) and "mean" in v)
+    text = (docs / "RESULTS.md").read_text()
+    assert "| clip |" in text and "| default |" in text and "≥ CLIP + 10 points" in text
+    # a second invocation reuses every finished run
+    rc = ablation.main(["--quick", "--work", str(tmp_path / "work"), "--docs", str(docs), "--methods",
+                        "clip,default", "--seeds", "2", "--device", "cpu", "--points", "2"])
+    assert rc == 0 and "4 runs (4 reused" in (docs / "RESULTS.md").read_text()

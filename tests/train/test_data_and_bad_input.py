@@ -58,7 +58,7 @@ def test_stream_batch_carries_captions_negatives_flags_and_tags(coco_shards):
     assert m["role"].count(ROLE_PRIMARY) == 16 and m["role"].count(ROLE_POSITIVE) == 16
     assert m["role"].count(ROLE_KG) > 16  # 1-2 KG negatives per image
     assert any(m["near_dups"]) and any(s.get("gender") for s in m["sensitive"]) and len(set(m["weight"])) > 1
-    cols, nd, groups, w = data.layout([m])
+    cols, nd, groups, w, fx = data.layout([m])
     assert nd.sum() == 2 and "gender" in groups and w.shape == (16,)
     assert torch.equal(cols.primary, torch.arange(16))
 

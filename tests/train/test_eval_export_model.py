@@ -102,7 +102,7 @@ def test_train_eval_sugarcrepe_aro_zeroshot_retrieval(trained, coco_mini_dir, co
 
 def test_lora_and_frozen_blocks(coco_shards, tmp_path):
     base = {"shards": [str(coco_shards)], "steps": 2, "batch_size": 8, "plots": False, "lr": 1e-2}
-    s = loop.run({**base, "out": str(tmp_path / "lora"), "lora_rank": 4})
+    s = loop.run({**base, "out": str(tmp_path / "lora"), "lora_rank": 4, "loss": "fair-siglip"})
     assert s["trainable_params"] < s["params"] / 5
     ck = torch.load(tmp_path / "lora" / "latest.pt", weights_only=True)
     assert any("lora_A" in k and ".attn." in k for k in ck["train_state_dict"])  # attention LoRA is on

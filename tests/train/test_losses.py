@@ -213,3 +213,123 @@ def test_fair_clip_is_weighted_infonce_plus_the_bias_term():
     # the row weights and the bias term both change it
     assert not torch.allclose(fast[0], _grads(run("fair-clip", row_w, 0.0), img, txt)[0])
     assert not torch.allclose(fast[0], plain[0])
+
+
+def _kg_softmax_ref(img, txt, t, labels, weights, owner, row_w):
+    """Per image: −log Σ_own pos e^s + log Σ_own kept w·e^s, averaged over images with an own negative."""
+    B, T = labels.shape
+    total, n = 0.0, 0
+    for i in range(B):
+        own = [j for j in range(T) if int(owner[j]) == i and weights[i, j] > 0]
+        if not any(labels[i, j] < 0 for j in own):
+            continue
+        sim = {j: t * sum(img[i, d] * txt[j, d] for d in range(img.shape[1])) for j in own}
+        num = sum(torch.exp(sim[j]) for j in own if labels[i, j] > 0)
+        den = sum(weights[i, j] * torch.exp(sim[j]) for j in own)
+        total = total + row_w[i] * -torch.log(num / den)
+        n += 1
+    return total / n
+
+
+def test_kg_softmax_matches_loop_reference_and_adds_to_any_loss():
+    """CE-CLIP's hard-negative term: only the image's own texts compete; other images' texts do not."""
+    B = 4
+    owner = torch.tensor([0, 1, 2, 3, 0, 1, 2, 0, 0, 1, 3])  # primaries, 3 positives, 4 KG negatives
+    T = len(owner)
+    labels = torch.where(owner[None, :] == torch.arange(B)[:, None], 1.0, -1.0)
+    labels[:, 7:] = -1.0  # the KG columns are negatives for everybody, their owner included
+    g = torch.Generator().manual_seed(3)
+    weights = torch.rand(B, T, generator=g) + 0.5
+    weights[labels > 0] = 1.0
+    weights[0, 8] = 0.0  # masked: image 0 keeps one own negative
+    weights[3, 10] = 0.0  # masked: image 3 has none left and drops out
+    row_w = torch.rand(B, generator=g) + 0.5
+    img, txt = _feats(B, T, seed=4)
+    t = torch.tensor(7.0)
+    logits = losses.logits_of(img, txt, t)
+    fast = _grads(lambda: losses.kg_softmax_loss(losses.logits_of(img, txt, t), labels, weights, owner, row_w),
+                  img, txt)
+    slow = _grads(lambda: _kg_softmax_ref(img, txt, t, labels, weights, owner, row_w), img, txt)
+    for a, s in zip(fast, slow):
+        assert torch.allclose(a, s, atol=1e-10)
+    # as a term of the total: contrastive + μ·kg_softmax, for a softmax and a sigmoid loss alike
+    for kind, bias in (("clip", None), ("siglip", torch.tensor(-3.0))):
+        base, _ = losses.compute_loss(kind, img, txt, t, bias, labels, weights, torch.arange(B), None, None, owner)
+        total, parts = losses.compute_loss(kind, img, txt, t, bias, labels, weights, torch.arange(B), None, None, owner,
+                                           kg_softmax=0.5)
+        ref = losses.kg_softmax_loss(losses.logits_of(img, txt, t, bias), labels, weights, owner)
+        assert torch.allclose(total, base + 0.5 * ref) and torch.allclose(parts["kg_softmax"], ref)
+    # no own negative anywhere: zero, with a gradient path
+    none = losses.kg_softmax_loss(logits, torch.where(labels > 0, 1.0, 1.0), weights, owner)
+    assert float(none.detach()) == 0.0 and none.requires_grad
+
+
+def test_relative_bias_sigmoid_keeps_t_fixed_and_learns_the_bias_in_cosine_units():
+    """siglip-rel: logits = t·(cos − β) with t fixed; b = −t·β is what open_clip stores."""
+    from train import config as TC
+    from train import model as M
+
+    cfg = TC.TrainConfig(loss="siglip-rel", siglip_init_scale=20.0, rel_bias_init=0.4, logit_lr=0.01).validate()
+    built = M.create(cfg)
+    assert not built.base.logit_scale.requires_grad and built.base.logit_bias.requires_grad
+    assert float(built.base.logit_scale.exp()) == pytest.approx(20.0)
+    assert float(built.base.logit_bias.detach()) == pytest.approx(-20.0 * 0.4)
+    groups = M.param_groups(built.model, cfg)
+    assert [g["lr"] for g in groups if any(p is built.base.logit_bias for p in g["params"])] == [0.01 * 20.0]
+    B, T = 4, 6
+    labels, weights, row_w = _layout(B, T, seed=5)
+    img, txt = _feats(B, T, seed=6)
+    t, beta = torch.tensor(20.0), torch.tensor(0.4, requires_grad=True)
+    fast, _ = losses.compute_loss("fair-siglip-rel", img, txt, t, -t * beta, labels, weights, torch.arange(B), row_w)
+    cos = img @ txt.T
+    ref = sum(row_w[i] * sum(weights[i, j] * F.softplus(-labels[i, j] * t * (cos[i, j] - beta)) for j in range(T))
+              for i in range(B)) / B
+    assert torch.allclose(fast, ref)
+
+
+def test_multi_positive_each_makes_every_positive_beat_the_negatives():
+    """`each`: mean over positives of softplus(lse_neg − l_p); one positive: the same as `sum` (CE)."""
+    B, T = 4, 10
+    labels, weights, _ = _layout(B, T, seed=11)
+    img, txt = _feats(B, T, seed=12)
+    t = torch.tensor(5.0)
+    logits = losses.logits_of(img, txt, t)
+    fast = losses._multi_positive_ce(logits, labels > 0, weights, "each")
+    for i in range(B):
+        negs = [j for j in range(T) if labels[i, j] < 0 and weights[i, j] > 0]
+        poss = [j for j in range(T) if labels[i, j] > 0 and weights[i, j] > 0]
+        ref = sum(-torch.log(torch.exp(logits[i, p]) / (torch.exp(logits[i, p]) + sum(
+            weights[i, j] * torch.exp(logits[i, j]) for j in negs))) for p in poss) / len(poss)
+        assert torch.allclose(fast[i], ref)
+    one = torch.zeros(B, T, dtype=torch.bool)
+    one[torch.arange(B), torch.arange(B)] = True
+    assert torch.allclose(losses._multi_positive_ce(logits, one, weights, "each"),
+                          losses._multi_positive_ce(logits, one, weights, "sum"))
+
+
+def test_stratified_association_bias_compares_groups_within_a_stratum_only():
+    """A group that really shows the concept more often is not penalised once images are compared
+    within strata of equal content; one stratum for everybody is the plain penalty."""
+    B, T = 6, 9
+    img, txt = _feats(B, T, seed=13)
+    owner = torch.arange(T) % B
+    groups = {"gender": torch.tensor([0, 1, 0, 1, 0, 1])}
+    one = torch.zeros(B, T, dtype=torch.long)
+    assert torch.allclose(losses.association_bias(img, txt, groups, owner, one),
+                          losses.association_bias(img, txt, groups, owner))
+    strata = torch.randint(0, 2, (B, T), generator=torch.Generator().manual_seed(1))
+    fast = losses.association_bias(img, txt, groups, owner, strata)
+    gaps = []
+    for c in range(T):
+        for s in (0, 1):
+            a = [img[i] @ txt[c] for i in range(B) if groups["gender"][i] == 0 and owner[c] != i and strata[i, c] == s]
+            b = [img[i] @ txt[c] for i in range(B) if groups["gender"][i] == 1 and owner[c] != i and strata[i, c] == s]
+            if a and b:
+                gaps.append((sum(a) / len(a) - sum(b) / len(b)) ** 2)
+    assert torch.allclose(fast, sum(gaps) / len(gaps))
+    # group 0 images all match concept 0's content, group 1 images none: a content gap, not a bias
+    cos_gap = F.normalize(torch.tensor([[1.0, 0], [0, 1.0]] * 3), dim=-1)
+    concept = F.normalize(torch.tensor([[1.0, 0.2]]), dim=-1)
+    strata_c = torch.tensor([[0], [1], [0], [1], [0], [1]])
+    assert float(losses.association_bias(cos_gap, concept, groups, torch.tensor([9]))) > 0.1
+    assert float(losses.association_bias(cos_gap, concept, groups, torch.tensor([9]), strata_c)) == 0.0

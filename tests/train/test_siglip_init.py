@@ -19,7 +19,7 @@ def test_auto_bias_is_the_log_odds_of_a_positive_column():
     plain = TC.TrainConfig(loss="siglip", negatives="none", positives=1, batch_size=64, siglip_init_bias="auto")
     assert plain.siglip_bias() == pytest.approx(math.log(1 / 63))
     # fair-siglip: 2 positives and 2 KG negatives per image -> 4 columns per image, 2 of them positive
-    full = TC.TrainConfig(batch_size=64, siglip_init_bias="auto")
+    full = TC.TrainConfig(loss="fair-siglip", positives=2, batch_size=64, siglip_init_bias="auto")
     assert full.siglip_bias() == pytest.approx(math.log(2 / (64 * 4 - 2)))
     assert full.siglip_bias(world_size=2) == pytest.approx(math.log(2 / (128 * 4 - 2)))
     assert TC.TrainConfig(siglip_init_bias=-10.0).siglip_bias() == -10.0

@@ -46,7 +46,7 @@ def test_combination_trains_and_loss_decreases(coco_shards, tmp_path, loss, nega
 
 
 def test_full_method_outputs(coco_shards, tmp_path):
-    """Defaults (fair-siglip, ahnm, cluster): metrics fields, plots, config, export, summary."""
+    """Defaults (fair-clip, ahnm, cluster): metrics fields, plots, config, export, summary."""
     s = loop.run({"shards": [str(coco_shards)], "out": str(tmp_path), "steps": 3, "batch_size": 8})
     rec = metrics.read(tmp_path)[0]
     for k in ("step", "loss", "loss_parts", "lr", "images_per_s", "logit_scale", "logit_bias", "ahnm"):
@@ -56,11 +56,11 @@ def test_full_method_outputs(coco_shards, tmp_path):
         assert k in rec["ahnm"]
     assert {"loss.png", "margin_hist.png", "ahnm_shares.png"} <= {p.name for p in (tmp_path / "plots").iterdir()}
     conf = json.loads((tmp_path / "config.json").read_text())
-    assert conf["loss"] == "fair-siglip" and conf["negatives"] == "ahnm" and conf["batching"] == "cluster"
+    assert conf["loss"] == "fair-clip" and conf["negatives"] == "ahnm" and conf["batching"] == "cluster"
     assert (tmp_path / "config.yaml").exists() and (tmp_path / "summary.json").exists()
     assert s["export"] and (tmp_path / "export" / "open_clip_config.json").exists()
     ck = torch.load(tmp_path / "latest.pt", weights_only=True)
-    assert ck["step"] == 3 and "logit_bias" in ck["state_dict"]
+    assert ck["step"] == 3 and "logit_bias" not in ck["state_dict"]  # InfoNCE: a temperature, no bias
 
 
 def test_resume_matches_uninterrupted_run(coco_shards, tmp_path):
