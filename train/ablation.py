@@ -83,14 +83,26 @@ def snapshot_step(path: Path) -> int | None:
     return ck.get("step") if isinstance(ck.get("step"), int) else None
 
 
+def resolved_options(config: dict[str, Any]) -> dict[str, Any]:
+    """Every training option the method's overrides resolve to (defaults included): a finished run is
+    reused only if this is unchanged, so a changed default retrains the methods that inherit it."""
+    from train import config as TC
+
+    d = TC.from_dict(config, TC.TrainConfig()).to_dict()
+    for k in ("shards", "out", "seed", "steps", "batch_size", "device", "model", "save_every", "resume", "workers"):
+        d.pop(k, None)
+    return d
+
+
 def one_run(ch: D.Chain, shards: Path, world_dir: Path, model_json: Path, method: str, config: dict[str, Any],
             seed: int, size: dict[str, Any], device: str, points: int) -> dict[str, Any]:
     """Train and evaluate one (method, seed); reused when its eval JSON exists for the same config."""
     run_dir = ch.out / "runs" / f"{method}-s{seed}"
     done = run_dir / "ablation_eval.json"
+    resolved = resolved_options(config)
     if done.is_file():
         old = json.loads(done.read_text())
-        if old.get("config") == config and old.get("size") == size:
+        if old.get("resolved") == resolved and old.get("size") == size:
             ch.say(f"{method} seed {seed}: reusing {done}")
             return dict(old, reused=True)
     if run_dir.exists():
@@ -123,8 +135,8 @@ def one_run(ch: D.Chain, shards: Path, world_dir: Path, model_json: Path, method
     b = D.stage_bias(ch, run_dir, world_dir, device)
     if b:
         final["bias_gap"] = b["gap"]
-    res = {"method": method, "seed": seed, "config": config, "size": size, "final": final, "curve": curve,
-           "train_seconds": seconds}
+    res = {"method": method, "seed": seed, "config": config, "resolved": resolved, "size": size, "final": final,
+           "curve": curve, "train_seconds": seconds}
     R.write_json(done, res)
     ch.say(f"{method} seed {seed}: " + " ".join(f"{k}={v:.3f}" for k, v in final.items() if not k.startswith("seen")))
     return res

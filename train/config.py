@@ -86,7 +86,8 @@ class TrainConfig:
     clusters_per_batch: int = 4
     cluster_mix_start: float = 0.5  # share of cluster batches at the start (rest: random from buffer)
     cluster_mix_end: float = 0.5  # ... and at the end of training, linear in between
-    buffer_size: int = 512  # samples held for batching (cluster buffer / shuffle buffer)
+    buffer_size: int = 4096  # samples held for batching (cluster buffer / shuffle buffer); open_clip holds 5000.
+    # Shards keep each cluster's samples together, so a small buffer makes "random" batches clustered too
     positives: int = 1  # texts per image that count as positive (the primary caption + positives − 1 drawn
     # from its other captions and pseudo-captions)
     negatives_per_sample: int = 2  # KG hard negatives sampled per image per step

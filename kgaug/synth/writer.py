@@ -114,30 +114,32 @@ def write_train(cfg: WorldConfig, out: Path, n: int, progress: Callable[[int], N
     return {"images": n}
 
 
+def _subsets(cfg: WorldConfig, scenes: list[Scene], split: str, rng_offset: int, first_file: int
+             ) -> dict[str, dict[str, dict[str, str]]]:
+    """{subset: {id: {filename, caption, negative_caption}}} for scenes whose images are numbered from
+    `first_file`; each scene's negatives from its own generator (any subset renders alike)."""
+    subsets: dict[str, dict[str, dict[str, str]]] = {s: {} for s in text.SUBSETS}
+    for i, scene in enumerate(scenes):
+        for subset, (pos, neg) in text.negatives(cfg, scene, world.scene_rng(cfg, split, rng_offset + i)).items():
+            subsets[subset][str(i)] = {"filename": f"{i + first_file}{IMAGE_EXT}", "caption": pos,
+                                       "negative_caption": neg}
+    return subsets
+
+
 def sugarcrepe_items(cfg: WorldConfig, m: int) -> tuple[list[Scene], dict[str, dict[str, dict[str, str]]]]:
     """Held-out scenes and {subset: {id: {filename, caption, negative_caption}}}."""
     _, held = world.pair_split(cfg)
     if not held:
         raise ValueError("holdout is 0: no held-out object pairs to build an evaluation split from")
-    scenes, subsets = [], {s: {} for s in text.SUBSETS}
-    for i in range(m):
-        scene = world.eval_scene(cfg, i, held)
-        scenes.append(scene)
-        for subset, (pos, neg) in text.negatives(cfg, scene, world.scene_rng(cfg, "eval", 10_000_000 + i)).items():
-            subsets[subset][str(i)] = {"filename": f"{i}{IMAGE_EXT}", "caption": pos, "negative_caption": neg}
-    return scenes, subsets
+    scenes = [world.eval_scene(cfg, i, held) for i in range(m)]
+    return scenes, _subsets(cfg, scenes, "eval", 10_000_000, 0)
 
 
 def seen_items(cfg: WorldConfig, m: int) -> tuple[list[Scene], dict[str, dict[str, dict[str, str]]]]:
     """The first m *training* scenes and their SugarCrepe-format items (negatives drawn as for eval)."""
     train_pairs, _ = world.pair_split(cfg)
-    scenes, subsets = [], {s: {} for s in text.SUBSETS}
-    for i in range(m):
-        scene = world.train_scene(cfg, i, train_pairs)
-        scenes.append(scene)
-        for subset, (pos, neg) in text.negatives(cfg, scene, world.scene_rng(cfg, "train", 20_000_000 + i)).items():
-            subsets[subset][str(i)] = {"filename": f"{i + 1}{IMAGE_EXT}", "caption": pos, "negative_caption": neg}
-    return scenes, subsets
+    scenes = [world.train_scene(cfg, i, train_pairs) for i in range(m)]
+    return scenes, _subsets(cfg, scenes, "train", 20_000_000, 1)  # image i + 1 is training image i
 
 
 def write_seen(cfg: WorldConfig, out: Path, m: int) -> dict:

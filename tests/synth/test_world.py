@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 
@@ -129,3 +131,20 @@ def test_config_errors_are_clear():
         WorldConfig.preset("huge")
     with pytest.raises(ValueError, match="bias_colour"):
         WorldConfig(n_colours=2, bias_colour="pink")
+
+
+def test_seen_split_is_the_training_images_themselves(tmp_path):
+    """eval/seen: SugarCrepe items on the first training scenes, pointing at byte-identical images."""
+    from kgaug.synth.world import WorldConfig
+    from kgaug.synth.writer import write_world
+
+    cfg = WorldConfig.preset("tiny", image_size=32, seed=3)
+    write_world(cfg, tmp_path, 12, 8, zeroshot_per_class=4)
+    seen = tmp_path / "eval" / "seen"
+    items = json.loads((seen / "sugarcrepe" / "replace_rel.json").read_text())
+    assert len(items) == 8
+    for it in items.values():
+        assert (seen / "images" / it["filename"]).read_bytes() == (tmp_path / "images" / it["filename"]).read_bytes()
+        assert it["caption"] != it["negative_caption"]
+    caps = json.loads((tmp_path / "captions.json").read_text())
+    assert all(it["filename"].split(".")[0] in caps for it in items.values())
