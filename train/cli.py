@@ -51,19 +51,19 @@ def run(
     siglip_init_bias: str | None = typer.Option(
         None, "--siglip-init-bias", help="Sigmoid losses' initial bias: a number or 'auto' [-10]."),
     loss: str | None = typer.Option(
-        None, help="clip | fair-clip | siglip | fair-siglip | siglip-rel | fair-siglip-rel (docs/RESULTS.md)."),
-    negatives: str | None = typer.Option(None, help="none | static (NegCLIP) | ahnm [ahnm]."),
-    batching: str | None = typer.Option(None, help="random | cluster [cluster]."),
+        None, help="clip | fair-clip | siglip | fair-siglip | siglip-rel | fair-siglip-rel; default fair-clip."),
+    negatives: str | None = typer.Option(None, help="none | static (NegCLIP) | ahnm; default ahnm."),
+    batching: str | None = typer.Option(None, help="random | cluster; default cluster."),
     clusters_per_batch: int | None = typer.Option(None, "--clusters-per-batch", help="Clusters per batch [4]."),
     positives: int | None = typer.Option(None, help="Positive texts per image; 0 = auto [0]."),
     negatives_per_sample: int | None = typer.Option(None, "--negatives-per-sample", help="KG negatives per image [2]."),
     negative_sampling: str | None = typer.Option(
-        None, "--negative-sampling", help="uniform | balanced (over negative types) [uniform]."),
+        None, "--negative-sampling", help="uniform | balanced (over negative types); default uniform."),
     source_positives: str | None = typer.Option(
-        None, "--source-positives", help="off | batch | kg: a KG negative's source caption as a positive [off]."),
+        None, "--source-positives", help="off | batch | kg: a KG negative's source caption as a positive; default off."),
     kg_softmax: float | None = typer.Option(
-        None, "--kg-softmax", help="Weight of the per-image softmax over own positives + KG negatives (CE-CLIP)."),
-    fair_lambda: float | None = typer.Option(None, "--fair-lambda", help="Association-bias penalty weight."),
+        None, "--kg-softmax", help="Weight of the per-image softmax over own positives + KG negatives (CE-CLIP) [0]."),
+    fair_lambda: float | None = typer.Option(None, "--fair-lambda", help="Association-bias penalty weight [10]."),
     lora_rank: int | None = typer.Option(None, "--lora-rank", help="LoRA rank; 0 = full fine-tuning [0]."),
     freeze_blocks: int | None = typer.Option(None, "--freeze-blocks", help="Frozen lower blocks per tower [0]."),
     precision: str | None = typer.Option(None, help="fp32 | bf16 | fp16 (AMP on GPU) [fp32]."),
