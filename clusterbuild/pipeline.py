@@ -77,7 +77,7 @@ def load_rows(folder: Path) -> list[dict]:
         raise FileNotFoundError(f"{folder}: no such folder (expected a `kgaug build` output)")
     if not is_kgaug_output(folder):
         raise FileNotFoundError(f"{folder} is not a kgaug build output: no table/*.parquet "
-                                "(run `kgaug build ... --out {folder}` first)")
+                                f"(run `kgaug build ... --out {folder}` first)")
     return list(read_rows(folder))
 
 

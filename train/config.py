@@ -165,8 +165,31 @@ def _known(cls) -> dict[str, Any]:
     return {f.name: f for f in fields(cls)}
 
 
+def _checked(name: str, value: Any, kind: str, source: str) -> Any:
+    """`value` as the field's declared type (its annotation string), or a clear error naming the option."""
+    def bad() -> ValueError:
+        return ValueError(f"{source}: option {name!r} must be {kind.replace(' | ', ' or ')}, got {value!r}")
+
+    is_num = isinstance(value, (int, float)) and not isinstance(value, bool)
+    for alt in (a.strip() for a in kind.split("|")):
+        if alt == "None" and value is None:
+            return None
+        if alt == "bool" and isinstance(value, bool):
+            return value
+        if alt == "int" and is_num and float(value).is_integer():
+            return int(value)
+        if alt == "float" and is_num:
+            return float(value)
+        if alt == "str" and isinstance(value, str):
+            return value
+        if alt == "list[str]" and isinstance(value, list) and all(isinstance(v, str) for v in value):
+            return list(value)
+    raise bad()
+
+
 def from_dict(data: dict[str, Any], base: TrainConfig | None = None, source: str = "config") -> TrainConfig:
-    """Apply `data` onto `base` (or the defaults); an unknown key is an error naming it."""
+    """Apply `data` onto `base` (or the defaults); an unknown key or a value of the wrong type is an
+    error naming it."""
     cfg = base or TrainConfig()
     known = _known(TrainConfig)
     for key, value in data.items():
@@ -181,11 +204,11 @@ def from_dict(data: dict[str, Any], base: TrainConfig | None = None, source: str
                 s = sub.replace("-", "_")
                 if s not in ak:
                     raise ValueError(f"{source}: unknown option 'ahnm.{sub}' (known: {', '.join(sorted(ak))})")
-                setattr(cfg.ahnm, s, v)
+                setattr(cfg.ahnm, s, _checked(f"ahnm.{sub}", v, str(ak[s].type), source))
         elif k == "shards" and isinstance(value, str):
             cfg.shards = [value]
         else:
-            setattr(cfg, k, value)
+            setattr(cfg, k, _checked(key, value, str(known[k].type), source))
     return cfg
 
 

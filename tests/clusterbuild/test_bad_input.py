@@ -165,3 +165,11 @@ def test_write_error_mid_run_leaves_no_partial_shard(tmp_path: Path, kg, monkeyp
     r = CliRunner().invoke(app, args)
     assert r.exit_code == 0, r.output
     assert validate_folder(out) == [] and sum(shardio.read_sizes(out).values()) == 9
+
+
+def test_a_folder_that_is_no_kgaug_output_is_named_in_the_error(tmp_path: Path):
+    (tmp_path / "notkg").mkdir()
+    r = CliRunner().invoke(app, ["shard", str(tmp_path / "notkg"), "--out", str(tmp_path / "out"), "--quiet"])
+    text = " ".join(r.output.split())
+    assert r.exit_code == 1 and "is not a kgaug build output" in text
+    assert "{folder}" not in text and f"--out {tmp_path / 'notkg'}" in text.replace("\n", "")

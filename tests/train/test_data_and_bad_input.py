@@ -162,3 +162,21 @@ def test_shipped_example_config_lists_every_option_with_its_default():
     data = TC.load_file(path)
     assert set(data) | {"shards", "out", "pretrained"} == set(TC.TrainConfig().to_dict())
     assert TC.from_dict(data, source=str(path)) == TC.TrainConfig()
+
+
+def test_config_values_of_the_wrong_type_are_errors_naming_the_option(tmp_path):
+    with pytest.raises(ValueError, match=r"cfg.toml: option 'steps' must be int, got 'two'"):
+        TC.from_dict({"steps": "two"}, source="cfg.toml")
+    with pytest.raises(ValueError, match=r"option 'ahnm.beta_max' must be float"):
+        TC.from_dict({"ahnm": {"beta_max": "high"}})
+    with pytest.raises(ValueError, match=r"option 'fair_strata' must be bool"):
+        TC.from_dict({"fair_strata": "yes"})
+    cfg = TC.from_dict({"lr": 1, "steps": 10.0, "siglip_init_bias": "auto", "pretrained": None})
+    assert cfg.lr == 1.0 and isinstance(cfg.lr, float) and cfg.steps == 10 and isinstance(cfg.steps, int)
+    assert TC.parse_overrides(["ahnm.beta_max=2", "loss=clip", "fair_strata=false"]) == {
+        "ahnm": {"beta_max": 2}, "loss": "clip", "fair_strata": False}
+    with pytest.raises(ValueError, match="KEY=VALUE"):
+        TC.parse_overrides(["beta_max"])
+    r = CliRunner().invoke(__import__("train.cli", fromlist=["app"]).app,
+                           ["run", str(tmp_path), "--out", str(tmp_path / "o"), "--set", "steps=two"])
+    assert r.exit_code == 2 and "option 'steps' must be int" in r.output
