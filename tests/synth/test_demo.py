@@ -113,3 +113,28 @@ def test_ablation_quick(tmp_path):
     rc = ablation.main(["--quick", "--work", str(tmp_path / "work"), "--docs", str(docs), "--methods",
                         "clip,default", "--seeds", "2", "--device", "cpu", "--points", "2"])
     assert rc == 0 and "4 runs (4 reused" in (docs / "RESULTS.md").read_text()
+
+
+def _run(method, seed, **final):
+    base = {k: 0.8 for k in R.RESULT_KEYS}
+    return {"method": method, "seed": seed, "final": {**base, "bias_gap": 0.02, **final}, "curve": [],
+            "train_seconds": 1.0}
+
+
+def test_aggregate_keeps_per_seed_values_and_the_goal_check_reads_them():
+    methods = {m: {"doc": m, "config": {}} for m in ("clip", "static", "default")}
+    runs = [_run("clip", s, replace_rel=0.6 + 0.1 * s) for s in range(3)]
+    runs += [_run("static", s, swap_att=0.82) for s in range(3)]
+    runs += [_run("default", s, replace_rel=0.9, swap_att=0.95, swap_obj=0.9, replace_obj=0.9,
+                  zeroshot_colour=0.79, bias_gap=0.005) for s in range(3)]
+    table = ablation.aggregate(runs, methods)
+    assert list(table) == ["clip", "static", "default"]
+    assert table["clip"]["replace_rel"]["per_seed"] == pytest.approx([0.6, 0.7, 0.8])
+    assert table["clip"]["replace_rel"]["std"] == pytest.approx(0.1)
+    assert table["default"]["binding_mean"]["mean"] == pytest.approx((0.95 + 0.9 + 0.9) / 3)
+    check = "\n".join(ablation.goal_check(table))
+    assert "| binding mean (swap_att, swap_obj, replace_obj) ≥ CLIP + 5 points | +11.7 | met |" in check
+    assert "| replace_rel ≥ CLIP + 10 points | +20.0 | met |" in check
+    assert "zero-shot colour no more than 2 points below CLIP | -1.0 | met |" in check
+    assert "≥ static (NegCLIP's recipe) + 3 points | +11.0 | met |" in check
+    assert "×0.25 | met |" in check  # bias gap 0.005 vs 0.02
