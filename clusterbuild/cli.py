@@ -65,7 +65,7 @@ CSIZE_OPT = typer.Option(None, "--cluster-size", help="Target samples per cluste
 CLUSTER_ON_OPT = typer.Option(
     "auto", "--cluster-on", help="What k-means groups: image (embeddings), graph (the words of each scene graph: "
     "images described with the same words, so in-batch negatives differ in binding), auto (graph when >= 90 % of "
-    "rows have one).")
+    "rows have one and the graphs differ; else image).")
 KNN_OPT = typer.Option(3, "--knn", min=0, help="Nearest other images stored per sample (hard image negatives).")
 DUP_OPT = typer.Option(0.97, "--dup-threshold", help="Cosine similarity at or above which a kNN image is a near-duplicate.")
 SEED_OPT = typer.Option(0, "--seed", help="Seed for k-means and the cluster order.")

@@ -43,7 +43,8 @@ class Options:
     pretrained: str | None = None
     clusters: int | None = None
     cluster_size: int | None = None
-    cluster_on: str = "auto"  # image | graph | auto (graph when >= GRAPH_SHARE of the rows have a scene graph)
+    cluster_on: str = "auto"  # image | graph | auto (graph when >= GRAPH_SHARE of the rows have a scene graph
+    #                           and the graphs use more than one word set)
     knn: int = KN.DEFAULT_KNN
     dup_threshold: float = KN.DEFAULT_DUP_THRESHOLD
     samples_per_shard: int = 10000
@@ -158,6 +159,10 @@ def run_cluster(opts: Options, rows: list[dict], emb: E.Embeddings,
     on = cluster_space(opts.cluster_on, [rows[i] for i in rows_ok])
     xg = GV.graph_vectors([rows[i] for i in rows_ok]) if on == "graph" else None
     k, note = CL.choose_k(len(rows_ok), opts.clusters, opts.cluster_size)
+    if xg is not None and opts.cluster_on == "auto" and k > 1 and GV.distinct_rows(xg) < 2:
+        log("WARNING: --cluster-on auto: every scene graph uses the same words, so graph clusters would be one; "
+            "clustering on image embeddings")
+        on, xg = "image", None
     if xg is not None:
         distinct = GV.distinct_rows(xg)
         if k > distinct:

@@ -322,3 +322,17 @@ def test_kill_9_mid_shard_then_rerun_is_byte_identical(kgaug_small: Path, tmp_pa
     assert "resumed: 2 of 4 shards" in " ".join(p.stderr.split())
     assert folder_bytes(out) == folder_bytes(ref)
     assert validate_folder(out) == []
+
+
+def test_cluster_on_auto_falls_back_to_images_when_every_graph_is_the_same(tmp_path: Path, kg):
+    """Captions-only tables whose rows all carry one placeholder graph would make a single graph
+    cluster: auto clusters them on the image embeddings instead, and says so."""
+    rows = kg.synthetic_rows(tmp_path / "imgs", 12)  # every row: the conftest's one-object graph
+    inp = kg.write_kgaug(tmp_path / "kg", rows)
+    out = tmp_path / "out"
+    r = shard(inp, out, args=["--model", "kgclip-tiny-64", "--clusters", "3", "--knn", "2", "--seed", "7"])
+    assert r.exit_code == 0, r.output
+    assert "clustering on image embeddings" in r.output
+    info = json.loads((out / C.INFO_FILE).read_text())
+    assert info["clusters"]["cluster_on"] == "image" and info["clusters"]["k"] == 3
+    assert len({s.meta["cluster_id"] for s in read_all(out)}) > 1
