@@ -302,6 +302,10 @@ def write_report(ch: Chain, results: dict[str, dict[str, float]], stages: dict[s
              f"{size['eval']} held-out scenes (object pairs never seen in training). Model: "
              f"{size['layers']}-layer ViT/text width {size['width']}, {size['steps']} steps of batch "
              f"{size['batch_size']}, random init, for both methods.")
+    methods = registry()["methods"]
+    rep.para(" ".join(f"**{m}**: {methods[m]['doc']}." for m in DEMO_METHODS if m in methods)
+             + " The default is `fair-clip` (InfoNCE + the content-stratified fair term) + AHNM with the "
+               "fact-aware false-negative guard + batches of scene-graph clusters (`train/configs/full-method.toml`).")
     rep.heading("Stages")
     rep.table([["stage", "status"], *([k, v] for k, v in stages.items())])
     if results:
