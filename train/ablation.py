@@ -95,8 +95,10 @@ def resolved_options(config: dict[str, Any]) -> dict[str, Any]:
 
 
 def one_run(ch: D.Chain, shards: Path, world_dir: Path, model_json: Path, method: str, config: dict[str, Any],
-            seed: int, size: dict[str, Any], device: str, points: int) -> dict[str, Any]:
-    """Train and evaluate one (method, seed); reused when its eval JSON exists for the same config."""
+            seed: int, size: dict[str, Any], device: str, points: int,
+            finished_only: bool = False) -> dict[str, Any] | None:
+    """Train and evaluate one (method, seed); reused when its eval JSON exists for the same config.
+    With `finished_only`, a run that is not finished is left out (None) instead of trained."""
     run_dir = ch.out / "runs" / f"{method}-s{seed}"
     done = run_dir / "ablation_eval.json"
     resolved = resolved_options(config)
@@ -105,6 +107,9 @@ def one_run(ch: D.Chain, shards: Path, world_dir: Path, model_json: Path, method
         if old.get("resolved") == resolved and old.get("size") == size:
             ch.say(f"{method} seed {seed}: reusing {done}")
             return dict(old, reused=True)
+    if finished_only:
+        ch.say(f"{method} seed {seed}: not finished, left out (--finished-only)")
+        return None
     if run_dir.exists():
         shutil.rmtree(run_dir)
     run_dir.mkdir(parents=True)
@@ -149,11 +154,14 @@ def _worker_init(threads: int) -> None:
 
 
 def run_all(ch: D.Chain, shards: Path, world_dir: Path, model_json: Path, todo: list[tuple[str, dict, int]],
-            size: dict[str, Any], device: str, points: int, jobs: int) -> list[dict[str, Any]]:
+            size: dict[str, Any], device: str, points: int, jobs: int,
+            finished_only: bool = False) -> list[dict[str, Any]]:
     """Every (method, seed) run, `jobs` at a time in spawned processes (each with cores/jobs threads:
     these tiny models gain little from a second thread, so two runs side by side finish sooner)."""
-    if jobs <= 1 or len(todo) <= 1:
-        return [one_run(ch, shards, world_dir, model_json, m, c, s, size, device, points) for m, c, s in todo]
+    if finished_only or jobs <= 1 or len(todo) <= 1:
+        runs = [one_run(ch, shards, world_dir, model_json, m, c, s, size, device, points, finished_only)
+                for m, c, s in todo]
+        return [r for r in runs if r is not None]
     import multiprocessing as mp
     from concurrent.futures import ProcessPoolExecutor
 
@@ -172,7 +180,8 @@ def aggregate(runs: list[dict[str, Any]], methods: dict[str, Any]) -> dict[str, 
     for method in [m for m in methods if any(r["method"] == m for r in runs)]:
         rs = sorted((r for r in runs if r["method"] == method), key=lambda r: r["seed"])
         keys = [k for k in rs[0]["final"] if all(k in r["final"] for r in rs)]
-        entry: dict[str, Any] = {"doc": methods[method]["doc"], "config": methods[method]["config"]}
+        entry: dict[str, Any] = {"doc": methods[method]["doc"], "config": methods[method]["config"],
+                                 "seeds": [r["seed"] for r in rs]}
         for k in keys:
             ms = R.mean_std([r["final"][k] for r in rs])
             entry[k] = {"mean": ms["mean"], "std": ms["std"], "per_seed": ms["seeds"]}
@@ -240,11 +249,12 @@ def write_results(docs: Path, reg: dict[str, Any], table: dict[str, dict[str, An
              f"invocation {seconds / 60:.0f} min. World preset {size['preset']!r}, {size['train']} training images "
              f"at {size['image_size']} px, {size['eval']} held-out scenes per subset; {size['layers']}-layer "
              f"width-{size['width']} ViT + text tower from random init, {size['steps']} steps × batch "
-             f"{size['batch_size']}; seeds {seeds}. Accuracy in %, mean ± sample std over seeds; per-seed values "
+             f"{size['batch_size']}; seeds {seeds} (`n`: the seeds a method has finished). Accuracy in %, mean ± "
+             "sample std over seeds; per-seed values "
              "in docs/results.json. `binding` = mean of swap_att, swap_obj, replace_obj; `seen rel` = replace_rel "
              "on training scenes; bias = paired association gap (kgaug/synth/bias.py; 0 = unbiased).", ""]
     keys = ("binding_mean", *R.SUBSETS, *R.ZEROSHOT, "seen_replace_rel", "bias_gap")
-    header = ["method", "binding", *R.SUBSETS, "zs shape", "zs colour", "seen rel", "bias"]
+    header = ["method", "n", "binding", *R.SUBSETS, "zs shape", "zs colour", "seen rel", "bias"]
     lines += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for method, e in table.items():
         cells = []
@@ -255,7 +265,7 @@ def write_results(docs: Path, reg: dict[str, Any], table: dict[str, dict[str, An
                 cells.append(f"{e[k]['mean']:+.4f} ± {e[k]['std']:.4f}")
             else:
                 cells.append(f"{100 * e[k]['mean']:.1f} ± {100 * e[k]['std']:.1f}")
-        lines.append(f"| {method} | " + " | ".join(cells) + " |")
+        lines.append(f"| {method} | {len(e['seeds'])} | " + " | ".join(cells) + " |")
     lines += ["", "What each method is (`train/configs/ablation.toml`; options over the trainer's defaults):", ""]
     for method, e in table.items():
         cfg = ", ".join(f"{k}={json.dumps(v)}" for k, v in e["config"].items()) or "the defaults"
@@ -289,6 +299,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--preset", default=None, help="world preset (kgaug/synth/world.json)")
     p.add_argument("--batch-size", type=int, default=None)
     p.add_argument("--train-images", type=int, default=None)
+    p.add_argument("--finished-only", action="store_true",
+                   help="write the table from the runs that have finished; train nothing")
     p.add_argument("--quick", action="store_true", help="tiny sizes, 1 seed (smoke test; meaningless numbers)")
     p.add_argument("--device", default="cuda" if D._cuda() else "cpu")
     a = p.parse_args(argv)
@@ -317,7 +329,7 @@ def main(argv: list[str] | None = None) -> int:
         shards = D.stage_shard(ch, table, model_json, size, 0, a.device)
         todo = [(m, reg["methods"][m]["config"], s) for m in names for s in seeds]
         jobs = a.jobs or (1 if a.device != "cpu" else max(1, min(4, os.cpu_count() or 1)))
-        runs = run_all(ch, shards, world_dir, model_json, todo, size, a.device, a.points, jobs)
+        runs = run_all(ch, shards, world_dir, model_json, todo, size, a.device, a.points, jobs, a.finished_only)
     except D.StageMissing as e:
         ch.say(f"STOPPED: {e}. The ablation needs kgaug build, clusterbuild shard and train run.")
         return 0

@@ -113,6 +113,13 @@ def test_ablation_quick(tmp_path):
     rc = ablation.main(["--quick", "--work", str(tmp_path / "work"), "--docs", str(docs), "--methods",
                         "clip,default", "--seeds", "2", "--device", "cpu", "--points", "2"])
     assert rc == 0 and "4 runs (4 reused" in (docs / "RESULTS.md").read_text()
+    # --finished-only writes the table from what has finished and trains nothing (seed 2 is missing)
+    rc = ablation.main(["--quick", "--work", str(tmp_path / "work"), "--docs", str(docs), "--methods",
+                        "clip,default", "--seeds", "3", "--device", "cpu", "--points", "2", "--finished-only"])
+    text = (docs / "RESULTS.md").read_text()
+    assert rc == 0 and "4 runs (4 reused" in text and "| clip | 2 |" in text
+    assert not (tmp_path / "work" / "runs" / "clip-s2").exists()
+    assert json.loads((docs / "results.json").read_text())["methods"]["clip"]["seeds"] == [0, 1]
 
 
 def _run(method, seed, **final):
@@ -128,7 +135,7 @@ def test_aggregate_keeps_per_seed_values_and_the_goal_check_reads_them():
     runs += [_run("default", s, replace_rel=0.9, swap_att=0.95, swap_obj=0.9, replace_obj=0.9,
                   zeroshot_colour=0.79, bias_gap=0.005) for s in range(3)]
     table = ablation.aggregate(runs, methods)
-    assert list(table) == ["clip", "static", "default"]
+    assert list(table) == ["clip", "static", "default"] and table["clip"]["seeds"] == [0, 1, 2]
     assert table["clip"]["replace_rel"]["per_seed"] == pytest.approx([0.6, 0.7, 0.8])
     assert table["clip"]["replace_rel"]["std"] == pytest.approx(0.1)
     assert table["default"]["binding_mean"]["mean"] == pytest.approx((0.95 + 0.9 + 0.9) / 3)
