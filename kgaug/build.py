@@ -150,14 +150,45 @@ def expected_images(cfg: BuildConfig) -> int | None:
     return cfg.limit
 
 
+def coreferent_names(captions: list[Caption]) -> dict[str, str]:
+    """name -> the name it is merged into: one entity that an image's captions each name differently
+    ("Young toddler sitting on toilet ..." and "A young boy sittingon a toilette seat ..." are one child,
+    not "a young boy and a young toddler"). Only where every name the captions use from the lexicon's
+    `coreferent` groups falls in one group, each caption names at most one of them, and always singular;
+    the name most captions use is kept (ties: the group's order, most specific first)."""
+    groups = lexicon.coreferent_groups()
+    known = {n for g in groups for n in g}
+    per_caption = []
+    for c in captions:
+        names = {np.name for np in c.nps if np.name in known}
+        if len(names) > 1 or any(np.plural for np in c.nps if np.name in names):
+            return {}
+        per_caption.append(names)
+    used = set().union(*per_caption) if per_caption else set()
+    if len(used) < 2:
+        return {}
+    group = next((g for g in groups if used <= set(g)), None)
+    if group is None:
+        return {}
+    votes = {n: sum(n in names for names in per_caption) for n in used}
+    keep = min(used, key=lambda n: (-votes[n], group.index(n)))
+    return {n: keep for n in used if n != keep}
+
+
 def merge_caption_graphs(captions: list[Caption]) -> SceneGraph:
-    """One graph for an image from its parsed captions: objects merged by name."""
+    """One graph for an image from its parsed captions: objects merged by name, and the names of one
+    entity (`coreferent_names`) into one object that keeps each surface name."""
+    same = coreferent_names(captions)
+    merged = [next(iter(same.values())), *sorted(same)] if same else []  # the kept name first
     b = GraphBuilder()
     for c in captions:
         for np in c.nps:
-            b.add_object(np.name, [lexicon.inflect_like(np.name, np.plural)], None, [a for a, _ in np.atts])
+            oid = same.get(np.name, np.name)
+            names = merged if merged and oid == merged[0] else [lexicon.inflect_like(np.name, np.plural)]
+            b.add_object(oid, names, None, [a for a, _ in np.atts])
         for r in c.rels:
-            b.add_relation(c.nps[r.subj].name, r.pred, c.nps[r.obj].name)
+            b.add_relation(same.get(c.nps[r.subj].name, c.nps[r.subj].name), r.pred,
+                           same.get(c.nps[r.obj].name, c.nps[r.obj].name))
     return b.graph
 
 

@@ -73,9 +73,18 @@ def _noun_name(tok) -> tuple[str, bool]:
     return lemma, plural
 
 
+def _run_together(tok) -> bool:
+    """A noun the parser made a modifier of an -ing word inside another noun phrase: two phrases run
+    together ("working in the kitchen rolling dough" parsed as "in the [kitchen rolling] dough"). Not
+    a noun before a participle ("a snow covered ground")."""
+    return tok.dep_ == "npadvmod" and tok.pos_ in ("NOUN", "PROPN") and tok.head.lower_.endswith("ing")
+
+
 def _att_tokens(head) -> list:
     out = []
     for c in head.children:
+        if c.dep_ == "amod" and any(_run_together(g) for g in c.children):
+            continue  # "the kitchen rolling dough": 'rolling' is not the dough's attribute
         if c.dep_ in ("amod", "compound", "nummod") and c.i < head.i:
             out.append(c)
             out.extend(cc for cc in c.children if cc.dep_ == "conj" and cc.i < head.i)
@@ -118,6 +127,20 @@ def _verb_predicate(verb) -> str:
     passive, which keeps its participle ("tied to", "covered with", "pulled by"): as a gerund it would
     state the relation the other way round ("a dog tying to a hydrant")."""
     return verb.lower_ if _passive(verb) else _gerund(verb)
+
+
+def _stacked_on(tok, start, attach, supporting: frozenset[str]):
+    """The object of the supporting phrase this one follows under the same (placing) verb, or None: spaCy
+    hangs "on a stove" in "cooking eggs on a black pot on a stove" on the verb, but it says where the pot
+    is."""
+    if tok.lower_ not in supporting or start.i == 0:
+        return None
+    prev = start.doc[start.i - 1]
+    if prev.dep_ != "pobj" or prev.head.dep_ != "prep" or prev.head.lower_ not in supporting:
+        return None
+    if prev.head.head.i != attach.i:
+        return None
+    return prev.i
 
 
 def to_caption(doc) -> Caption:
@@ -223,14 +246,35 @@ def to_caption(doc) -> Caption:
                 pred_words, end_tok, pobj = rel_noun.split(), of[0], inner[0]
         if pobj.i not in index:
             continue
+        if any(_run_together(t) for t in doc[tok.i + 1:pobj.i]):
+            continue  # "working in the kitchen rolling dough": which noun the phrase names is unsure
+        if attach.pos_ == "VERB" and attach.dep_ == "conj" and attach.head.pos_ in ("NOUN", "PROPN"):
+            continue  # a noun in a list tagged as a verb ("a refrigerator, stove and oven with cabinets")
         s = subject_of(attach)
-        if attach.pos_ in ("VERB", "AUX") and (pred_words[0] in lexicon.relation_words("directional")
-                                               or lexicon.is_holder(nps[index[pobj.i]].name)):
+        supporting = lexicon.relation_words("supporting")
+        placing = attach.pos_ == "VERB" and attach.lemma_.lower() in lexicon.relation_words("placing") \
+            and not _passive(attach)
+        stacked = _stacked_on(tok, start, attach, supporting) if placing else None
+        if stacked is not None:
+            # "cooking eggs on a black pot on a stove": the second phrase places the pot, not the cook
+            if stacked not in index:
+                continue
+            s = index[stacked]
+        elif attach.pos_ in ("VERB", "AUX") and (pred_words[0] in lexicon.relation_words("directional")
+                                                 or lexicon.is_holder(nps[index[pobj.i]].name)):
             # Where the verb's object goes or is held: "throwing a ball to a batter" is to(ball,batter),
             # "has a frisbee in his hand" in(frisbee,hand).
             moved = [c for c in attach.children if c.dep_ == "dobj" and c.i in index and c.i < tok.i]
             if moved:
                 s = index[moved[0].i]
+        elif placing:
+            # Where a cook or a cutter puts the object: "Person cooking eggs on a black pot" is on(egg,pot);
+            # the person is not on the pot. Without an object, "cooking on a stove" places nothing we know.
+            moved = [c for c in attach.children if c.dep_ == "dobj" and c.i in index and c.i < tok.i]
+            if moved:
+                s = index[moved[0].i]
+            elif " ".join(pred_words) in supporting:
+                continue
         if s is None or s == index[pobj.i]:
             continue
         pred = " ".join(pred_words)

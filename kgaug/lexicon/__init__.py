@@ -157,6 +157,12 @@ def is_background(word: str) -> bool:
     return word in _nouns()["background"]
 
 
+@cache
+def coreferent_groups() -> tuple[tuple[str, ...], ...]:
+    """Names an image's captions may use for one entity (nouns.json `coreferent`), most specific first."""
+    return tuple(tuple(g) for g in load("nouns")["coreferent"])
+
+
 def is_depicted_quantifier(word: str) -> bool:
     """A quantifier noun that names a thing of its own when no 'of' follows ('a plate with a donut')."""
     return word in _nouns()["depicted"]
