@@ -253,3 +253,88 @@ def test_judged_precision_pools_judges_and_checks_their_files(tmp_path: Path):
     _jsonl(tmp_path / "s.labels.c.jsonl", [{"id": i, "label": "good"} for i in ids[:-1]])
     with pytest.raises(SystemExit, match=r"s\.labels\.c\.jsonl.*missing ids \['s-009'\]"):
         jp.load(tmp_path / "s")
+
+
+# --- swap coverage (goal 4) ----------------------------------------------------------------------
+
+def _np(name: str, atts: tuple[str, ...] = (), plural: bool = False):
+    from kgaug.captions import NP
+
+    return NP(name, plural, (0, 0), (0, 0), [(a, (0, 0)) for a in atts])
+
+
+def _cap(text: str, *nps):
+    from kgaug.captions import Caption
+
+    return Caption(text, list(nps), [])
+
+
+SWAP_TEXTS = {
+    "c1": "a red dog and a blue cat.", "c2": "a black dog near a table.", "c3": "two dogs and a green car.",
+    "c4": "a dog and a cat.", "c5": "a red dog and a red dog.", "c6": "unparseable.",
+}
+
+
+def swap_table() -> tuple[list[dict], dict]:
+    """Three images; the parses are given by hand, so the counts are known:
+    c1 dog[red] cat[blue]: both types eligible (in img_a with a swap_att and a swap_obj from it; again in
+    img_c without swaps); c2 dog[black] table: swap_obj only; c3 dogs(pl)[two] car[green]: swap_att only
+    (number differs; "two" is a count, so not categorised); c4 no attributes, c5 one name twice: neither;
+    c6 does not parse. img_b also has a swap_att from a pseudo-caption and a swap_obj from c4."""
+    t = SWAP_TEXTS
+    parses = {t["c1"]: _cap(t["c1"], _np("dog", ("red",)), _np("cat", ("blue",))),
+              t["c2"]: _cap(t["c2"], _np("dog", ("black",)), _np("table")),
+              t["c3"]: _cap(t["c3"], _np("dog", ("two",), plural=True), _np("car", ("green",))),
+              t["c4"]: _cap(t["c4"], _np("dog"), _np("cat")),
+              t["c5"]: _cap(t["c5"], _np("dog", ("red",)), _np("dog", ("red",))),
+              t["c6"]: None}
+    rows = [row("img_a", [t["c1"], t["c2"]], [neg("swap_att", "a blue dog and a red cat.", t["c1"], "red", "blue"),
+                                              neg("swap_obj", "a red cat and a blue dog.", t["c1"], "dog", "cat"),
+                                              neg("replace_obj", "a black horse near a table.", t["c2"])]),
+            row("img_b", [t["c3"], t["c4"], t["c5"], t["c6"]],
+                [neg("swap_att", "a black dog and a white cat.", "a white dog and a black cat.", "white", "black"),
+                 neg("swap_obj", "a cat and a dog.", t["c4"], "dog", "cat")]),
+            row("img_c", [t["c1"]], [])]
+    return rows, parses
+
+
+def test_swap_coverage_counts_a_hand_made_table(tmp_path: Path):
+    from kgaug.table import read_rows
+
+    sc = _load("swap_coverage")
+    rows, parses = swap_table()
+    res = sc.count(read_rows(write_table(tmp_path / "swap", rows)), parses, examples=10, seed=0)
+    assert (res["rows"], res["captions"], res["unparsed"]) == (3, 7, 1)
+    att, obj = res["swap_att"], res["swap_obj"]
+    assert (att["eligible"], att["with_swap"], att["share"]) == (3, 1, 0.3333)
+    assert (att["categorised"], att["categorised_with_swap"]) == (2, 1)
+    assert att["miss_other_caption"] == 1  # c3: img_b has a swap_att, from a pseudo-caption
+    assert (att["images_eligible"], att["images_with_swap"]) == (3, 2)
+    assert (att["swaps"], att["swaps_not_eligible"]) == (1, 0)  # the pseudo-caption's is not a human caption's
+    assert att["meets_goal"] is False
+    assert [(e["key"], e["caption"]) for e in att["examples"]] == [("img_b", SWAP_TEXTS["c3"]),
+                                                                  ("img_c", SWAP_TEXTS["c1"])]
+    assert att["examples"][0]["parse"] == "dog(pl)[two] car[green]"
+    assert (obj["eligible"], obj["with_swap"], obj["share"], obj["miss_other_caption"]) == (3, 1, 0.3333, 1)
+    assert (obj["images_eligible"], obj["images_with_swap"]) == (2, 1)
+    assert (obj["swaps"], obj["swaps_not_eligible"]) == (2, 1)  # c4's swap has no attribute to move
+    assert [(e["key"], e["caption"]) for e in obj["examples"]] == [("img_a", SWAP_TEXTS["c2"]),
+                                                                  ("img_c", SWAP_TEXTS["c1"])]
+    # the examples are a seeded sample of the misses, in table order
+    one = sc.count(rows, parses, examples=1, seed=3)
+    assert one["swap_att"]["examples"] == sc.count(rows, parses, examples=1, seed=3)["swap_att"]["examples"]
+    assert len(one["swap_att"]["examples"]) == 1 and one["swap_att"]["eligible"] == 3
+    assert sc.count([], {})["swap_att"]["share"] is None
+
+
+def test_swap_coverage_cli_parses_with_kgaug(spacy_model: str, tmp_path: Path, capsys):
+    sc = _load("swap_coverage")
+    caps = ["A red dog next to a blue cat.", "A dog sleeps on a bed."]
+    table = write_table(tmp_path / "cli", [row("img_0", caps, [neg("swap_att", "A blue dog next to a red cat.",
+                                                                   caps[0], "red", "blue")])])
+    res = sc.main([str(table), "--spacy-model", spacy_model, "--json", str(tmp_path / "s.json"), "--name", "t"])
+    assert json.loads((tmp_path / "s.json").read_text())["swap_att"] == res["swap_att"]
+    assert (res["swap_att"]["eligible"], res["swap_att"]["with_swap"], res["swap_att"]["share"]) == (1, 1, 1.0)
+    assert (res["swap_obj"]["eligible"], res["swap_obj"]["with_swap"]) == (1, 0)
+    assert res["swap_obj"]["examples"][0]["parse"] == "dog[red] cat[blue]"
+    assert "| swap_att | 1 | 1 | 100.0 % |" in capsys.readouterr().out
