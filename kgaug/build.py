@@ -36,6 +36,7 @@ from kgaug.kg import KG
 from kgaug.negatives import TYPES, Generator
 from kgaug.progress import progress_bar
 from kgaug.report import Report
+from kgaug.rewrite import RewriteConfig, Rewriter, rewrite_parts
 from kgaug.scene_graph import GraphBuilder, SceneGraph
 from kgaug.sources import InputError, Record, RelativeWhere, Skip
 from kgaug.table import PART_PATTERN, REPORT_FILE, TABLE_DIR, TABLE_SCHEMA
@@ -72,6 +73,7 @@ class BuildConfig:
     region_captions: int = 3
     workers: int = 0  # processes for both passes; 0 = one per CPU core for large inputs
     progress: bool = True
+    rewrite: RewriteConfig | None = None  # `--rewrite ollama` (kgaug/rewrite.py); None: off
 
 
 def _sensitive_option(cfg: BuildConfig) -> dict | None:
@@ -596,7 +598,13 @@ def build(cfg: BuildConfig, console=None) -> Report:
     precheck(cfg)
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
-    opts = {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(cfg).items() if k != "progress"}
+    # Off, the rewrite options are not listed (report.json as before they existed).
+    opts = {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(cfg).items()
+            if k != "progress" and not (k == "rewrite" and v is None)}
+    if cfg.rewrite is not None:
+        opts["rewrite"] = {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(cfg.rewrite).items()}
+    # The LLM server is asked first: if it does not answer, one clear error before any long work.
+    rewriter = Rewriter(cfg.rewrite, out) if cfg.rewrite is not None else None
     report = Report(cfg.source, opts)
     t0 = time.perf_counter()
     wn = WordNet(enabled=cfg.wordnet, defer=True)  # checked now; loaded beside pass 1's workers (or after it)
@@ -638,6 +646,23 @@ def build(cfg: BuildConfig, console=None) -> Report:
                 parts.add(table)
                 bar.advance(table.num_rows)
         parts.close()
+        if rewriter is not None:
+            t_rw = time.perf_counter()
+            rewritten = out / (TABLE_DIR + ".rewrite.tmp")
+            shutil.rmtree(rewritten, ignore_errors=True)
+            try:
+                rewrite_parts(tmp_dir, rewritten, rewriter, kg, cfg.seed, cfg.progress, console)
+            except BaseException:  # never a partial table: neither folder becomes table/
+                shutil.rmtree(rewritten, ignore_errors=True)
+                shutil.rmtree(tmp_dir, ignore_errors=True)
+                raise
+            shutil.rmtree(tmp_dir)
+            tmp_dir = rewritten
+            report.extra.update(rewriter.summary())
+            report.counts["llm_pseudo_captions"] = rewriter.stats["rewrites"]["accepted"]
+            if cfg.rewrite is not None and cfg.rewrite.negatives:
+                report.counts["llm_negatives"] = rewriter.stats["llm_negatives"]["accepted"]
+            t_rw = time.perf_counter() - t_rw
         final = out / TABLE_DIR
         shutil.rmtree(final, ignore_errors=True)
         tmp_dir.replace(final)
@@ -654,5 +679,7 @@ def build(cfg: BuildConfig, console=None) -> Report:
                           "conceptnet_skipped": dict(sorted(kg.conceptnet_skipped.items())),
                           "wordnet": wn.enabled, "co_occurrence_prunes": kg.cooc_prunes}
     report.extra["seconds"] = {"read_and_count": round(t1 - t0, 2), "generate": round(t2 - t1, 2)}
+    if rewriter is not None:
+        report.extra["seconds"]["rewrite"] = round(t_rw, 2)
     report.write(out / REPORT_FILE)
     return report

@@ -55,24 +55,52 @@ def build(
                                 "scene_graphs.json in byte ranges or parsing captions with spaCy, and negative "
                                 "generation (0: one per core for large inputs). Output bytes do not depend on it."),
     progress: bool = typer.Option(True, "--progress/--no-progress"),
+    rewrite: str = typer.Option(None, "--rewrite", help="LLM rewrites of the pseudo-captions, each checked against "
+                                "the scene graph: 'ollama' (a local Ollama server). Off by default."),
+    ollama_model: str = typer.Option("llama3.2", "--ollama-model", help="Ollama model (`ollama pull NAME` first)."),
+    ollama_host: str = typer.Option(None, "--ollama-host", help="Ollama server URL (default: OLLAMA_HOST, else "
+                                    "http://127.0.0.1:11434)."),
+    rewrites_per_image: int = typer.Option(2, "--rewrites-per-image", min=0, help="Rewrites asked per image."),
+    rewrite_workers: int = typer.Option(4, "--rewrite-workers", min=1, help="Requests in flight."),
+    rewrite_cache: Path = typer.Option(None, "--rewrite-cache", help="Answer cache (default OUT/rewrite_cache): "
+                                       "a rerun sends no request for work already done."),
+    llm_negatives: bool = typer.Option(False, "--llm-negatives", help="Also rephrase each hard negative fluently "
+                                       "(kept only if it still states the same facts, the false one included)."),
+    ollama_timeout: float = typer.Option(120.0, "--ollama-timeout", min=0.001, help="Seconds per request."),
+    ollama_retries: int = typer.Option(3, "--ollama-retries", min=0, help="Retries on 429/5xx, timeouts, "
+                                       "connection errors."),
+    ollama_backoff: float = typer.Option(1.0, "--ollama-backoff", min=0.0, help="Seconds before the first retry "
+                                         "(doubled each time)."),
 ) -> None:
     """Build the augmented table: pseudo-captions and validated hard negatives per image."""
     from kgaug.build import BuildConfig
     from kgaug.build import build as run
+    from kgaug.ollama_io import OllamaUnavailable
     from kgaug.parse import SpacyModelMissing
+    from kgaug.rewrite import BACKENDS, RewriteConfig
     from kgaug.sources import InputError
     from kgaug.summary import summary_text
     from kgaug.wordnet import WordNetMissing
 
+    if rewrite is not None and rewrite not in BACKENDS:
+        typer.echo(f"kgaug build: error: unknown --rewrite {rewrite!r} (one of {', '.join(BACKENDS)})", err=True)
+        raise typer.Exit(2)
+    if llm_negatives and rewrite is None:
+        typer.echo("kgaug build: error: --llm-negatives needs --rewrite ollama", err=True)
+        raise typer.Exit(2)
+    rc = None if rewrite is None else RewriteConfig(
+        backend=rewrite, model=ollama_model, host=ollama_host, per_image=rewrites_per_image, workers=rewrite_workers,
+        cache=rewrite_cache, negatives=llm_negatives, timeout=ollama_timeout, retries=ollama_retries,
+        backoff=ollama_backoff)
     cfg = BuildConfig(source=source, out=out, vg_dir=vg_dir, images=images, captions=captions, shards=shards,
                       image_column=image_column, caption_column=caption_column, id_column=id_column,
                       sensitive=sensitive, seed=seed, limit=limit, spacy_model=spacy_model, conceptnet=conceptnet,
                       wordnet=not no_wordnet, negatives_per_type=negatives_per_type, pseudo_captions=n_pseudo,
                       kg=kg, rows_per_part=rows_per_part, region_captions=region_captions, workers=workers,
-                      progress=progress)
+                      progress=progress, rewrite=rc)
     try:
         report = run(cfg)
-    except (InputError, SpacyModelMissing, WordNetMissing) as e:
+    except (InputError, SpacyModelMissing, WordNetMissing, OllamaUnavailable) as e:
         typer.echo(f"kgaug build: error: {e}", err=True)
         raise typer.Exit(2) from None
     typer.echo(summary_text(report, str(out)))

@@ -49,6 +49,18 @@ TABLE_SCHEMA = pa.schema([
     ("license", pa.string()),
 ])
 
+# `kgaug build --rewrite ollama` tables only (a table built without it keeps the schema above, byte for
+# byte): every pseudo-caption and hard negative also says who wrote its text, "rules" or "llm", and the
+# model. Readers take a missing `origin` as "rules"; clusterbuild and train read the fields above only.
+ORIGIN_FIELDS = [("origin", pa.string()), ("model", pa.string())]
+PSEUDO_CAPTION_LLM = pa.struct([*PSEUDO_CAPTION, *ORIGIN_FIELDS])
+HARD_NEGATIVE_LLM = pa.struct([*HARD_NEGATIVE, *ORIGIN_FIELDS])
+TABLE_SCHEMA_LLM = pa.schema([
+    pa.field(f.name, pa.list_(PSEUDO_CAPTION_LLM)) if f.name == "pseudo_captions"
+    else pa.field(f.name, pa.list_(HARD_NEGATIVE_LLM)) if f.name == "hard_negatives" else f
+    for f in TABLE_SCHEMA
+])
+
 
 def table_from_rows(rows: list[tuple]) -> pa.Table:
     """A table of rows given as tuples in `TABLE_SCHEMA` column order (a struct as the tuple of its
