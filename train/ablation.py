@@ -31,6 +31,7 @@ from train import demo as D
 from train import report as R
 
 REGISTRY = D.REGISTRY
+RECORD_FILE = "ablation_runs.jsonl"  # every finished run, in the docs folder (--reuse-recorded)
 registry, size_of = D.registry, D.size_of
 START, END = "<!-- ablation:start (written by python -m train.ablation) -->", "<!-- ablation:end -->"
 BINDING = ("swap_att", "swap_obj", "replace_obj")  # the issue's binding mean (replace_rel reported apart)
@@ -145,6 +146,34 @@ def one_run(ch: D.Chain, shards: Path, world_dir: Path, model_json: Path, method
     R.write_json(done, res)
     ch.say(f"{method} seed {seed}: " + " ".join(f"{k}={v:.3f}" for k, v in final.items() if not k.startswith("seen")))
     return res
+
+
+def read_records(path: Path) -> dict[tuple[str, int], dict[str, Any]]:
+    if not path.is_file():
+        return {}
+    recs = (json.loads(line) for line in path.read_text().splitlines() if line.strip())
+    return {(r["method"], r["seed"]): r for r in recs}
+
+
+def write_records(path: Path, runs: list[dict[str, Any]]) -> None:
+    """Every finished run (options, budget, final and curve metrics), one JSON line each, merged with the
+    runs recorded earlier for other methods or seeds: what `--reuse-recorded` restores."""
+    recs = read_records(path)
+    for r in runs:
+        recs[(r["method"], r["seed"])] = {k: v for k, v in r.items() if k != "reused"}
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text("".join(json.dumps(recs[k], sort_keys=True) + "\n" for k in sorted(recs)))
+    tmp.replace(path)
+
+
+def restore_records(ch: D.Chain, path: Path, wanted: set[tuple[str, int]]) -> None:
+    """Put recorded runs back as finished run folders where none exists; `one_run` then reuses each
+    only if its resolved options and budget still match."""
+    for (method, seed), rec in read_records(path).items():
+        done = ch.out / "runs" / f"{method}-s{seed}" / "ablation_eval.json"
+        if (method, seed) in wanted and not done.is_file():
+            done.parent.mkdir(parents=True, exist_ok=True)
+            R.write_json(done, rec)
 
 
 def _worker_init(threads: int) -> None:
@@ -301,6 +330,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--train-images", type=int, default=None)
     p.add_argument("--finished-only", action="store_true",
                    help="write the table from the runs that have finished; train nothing")
+    p.add_argument("--reuse-recorded", action="store_true",
+                   help=f"reuse the finished runs recorded in DOCS/{RECORD_FILE} (same options and budget) "
+                        "instead of retraining them in a fresh checkout")
     p.add_argument("--quick", action="store_true", help="tiny sizes, 1 seed (smoke test; meaningless numbers)")
     p.add_argument("--device", default="cuda" if D._cuda() else "cpu")
     a = p.parse_args(argv)
@@ -328,6 +360,8 @@ def main(argv: list[str] | None = None) -> int:
         table = D.stage_build(ch, world_dir, 0)
         shards = D.stage_shard(ch, table, model_json, size, 0, a.device)
         todo = [(m, reg["methods"][m]["config"], s) for m in names for s in seeds]
+        if a.reuse_recorded:
+            restore_records(ch, Path(a.docs) / RECORD_FILE, {(m, s) for m, _, s in todo})
         jobs = a.jobs or (1 if a.device != "cpu" else max(1, min(4, os.cpu_count() or 1)))
         runs = run_all(ch, shards, world_dir, model_json, todo, size, a.device, a.points, jobs, a.finished_only)
     except D.StageMissing as e:
@@ -337,6 +371,7 @@ def main(argv: list[str] | None = None) -> int:
     docs.mkdir(parents=True, exist_ok=True)
     write_results(docs, reg, aggregate(runs, reg["methods"]), runs, command.strip(), size, seeds,
                   time.perf_counter() - ch.started, a.device)
+    write_records(docs / RECORD_FILE, runs)
     ch.say(f"wrote {docs / 'RESULTS.md'} and {docs / 'results.json'}")
     return 0
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 
 import numpy as np
 import pytest
@@ -120,6 +121,14 @@ def test_ablation_quick(tmp_path):
     assert rc == 0 and "4 runs (4 reused" in text and "| clip | 2 |" in text
     assert not (tmp_path / "work" / "runs" / "clip-s2").exists()
     assert json.loads((docs / "results.json").read_text())["methods"]["clip"]["seeds"] == [0, 1]
+    # a fresh checkout (no run folders) gets the recorded runs back with --reuse-recorded
+    recs = [json.loads(ln) for ln in (docs / "ablation_runs.jsonl").read_text().splitlines()]
+    assert sorted((r["method"], r["seed"]) for r in recs) == [("clip", 0), ("clip", 1), ("default", 0), ("default", 1)]
+    shutil.rmtree(tmp_path / "work" / "runs")
+    rc = ablation.main(["--quick", "--work", str(tmp_path / "work"), "--docs", str(docs), "--methods",
+                        "clip,default", "--seeds", "2", "--device", "cpu", "--points", "2", "--reuse-recorded",
+                        "--finished-only"])
+    assert rc == 0 and "4 runs (4 reused" in (docs / "RESULTS.md").read_text()
 
 
 def _run(method, seed, **final):
