@@ -17,7 +17,7 @@ help:
 	@echo "make test      set up .venv with dev extras + test assets, run ruff and pytest (fast, then slow)"
 	@echo "make test-fast only the fast suite (-m 'not slow')"
 	@echo "make bench     run the benchmarks in benchmarks/ (results: docs/BENCHMARKS.md)"
-	@echo "make ablation  the ablation table of docs/RESULTS.md"
+	@echo "make ablation  the ablation table of docs/RESULTS.md (ARGS='--reuse-recorded' resumes from docs/ablation_runs.jsonl)"
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -67,7 +67,7 @@ bench: install-dev test-assets native
 	NLTK_DATA=$(abspath $(NLTK_DIR)) $(PY) benchmarks/run_all.py
 
 ablation: install native
-	$(PY) -m train.ablation
+	$(PY) -m train.ablation $(ARGS)
 
 clean:
 	rm -rf demo build .pytest_cache .ruff_cache kgaug/_native

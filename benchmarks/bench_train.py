@@ -129,8 +129,9 @@ def main() -> None:
             ("siglip, none, random", oc_sig, dict(loss="siglip", negatives="none", batching="random", **same_texts)),
             ("fair-siglip, ahnm, cluster (1 text/image)", oc_sig,
              dict(loss="fair-siglip", negatives="ahnm", batching="cluster", **same_texts)),
-            ("fair-siglip, ahnm, cluster (defaults: 2 pos + 2 KG neg/image)", oc_sig,
-             dict(loss="fair-siglip", negatives="ahnm", batching="cluster")),
+            ("fair-clip, ahnm, cluster (1 text/image)", oc_clip,
+             dict(loss="fair-clip", negatives="ahnm", batching="cluster", **same_texts)),
+            ("defaults: fair-clip, ahnm, cluster, 1 pos + 2 KG neg/image", oc_clip, {}),
         ]
         for i, (label, ref, opts) in enumerate(runs):
             ours = run_ours(shards, args, tmp, f"ours{i}", **opts)
