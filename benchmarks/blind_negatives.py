@@ -27,7 +27,6 @@ Prints a markdown table; `--json FILE` writes the numbers. Deterministic for a s
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import os
 import re
@@ -43,6 +42,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from clusterbuild.contract import NEGATIVE_TYPES  # noqa: E402
+from clusterbuild.shardio import atomic_write_json  # noqa: E402
 from kgaug.table import read_rows  # noqa: E402
 
 _TOKEN = re.compile(r"[a-z0-9]+(?:'[a-z]+)?")
@@ -322,9 +322,7 @@ def main(argv: list[str] | None = None) -> dict:
               + ", ".join(f"{g} ({w})" for g, w in report["giveaway_ngrams"]))
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
-        tmp = args.json.with_name(args.json.name + ".tmp")
-        tmp.write_text(json.dumps(report, indent=1) + "\n")
-        tmp.replace(args.json)
+        atomic_write_json(args.json, report)
     return report
 
 

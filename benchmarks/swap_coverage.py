@@ -39,7 +39,6 @@ markdown; `--json FILE` writes the numbers. Deterministic for a seed.
 from __future__ import annotations
 
 import argparse
-import json
 import random
 import sys
 from collections.abc import Callable, Iterable, Mapping
@@ -47,6 +46,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from clusterbuild.shardio import atomic_write_json  # noqa: E402
 from kgaug import lexicon  # noqa: E402
 from kgaug.captions import NP, Caption  # noqa: E402
 from kgaug.table import read_report, read_rows  # noqa: E402
@@ -232,9 +232,7 @@ def main(argv: list[str] | None = None) -> dict:
     print(markdown(name, res))
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
-        tmp = args.json.with_name(args.json.name + ".tmp")
-        tmp.write_text(json.dumps(report, indent=1) + "\n")
-        tmp.replace(args.json)
+        atomic_write_json(args.json, report)
     return report
 
 
