@@ -35,6 +35,12 @@ PAIR_MEMO_SIZE = 1 << 20  # sameness answers pass 2 keeps per kind (then it star
 LOCATIVE_SHARE = 0.1
 # reverse_rel: each word takes its new role in at least this share of its uses with the predicate.
 ROLE_SHARE = 0.25
+# An attribute this share of an object's attributes of its category in the corpus (seen at least
+# twice) is typical of it ('blue sky', 'glass window'): add_att never adds it (the picture likely shows it).
+TYPICAL_SHARE = 0.5
+# An object the corpus has in this share of the images of an object already named (at least twice)
+# is likely in the picture ('a kitchen … and a chair'): add_obj never adds it.
+PRESENT_SHARE = 0.5
 _ID, _NAME, _SECOND = operator.itemgetter(0), operator.itemgetter(1), operator.itemgetter(1)  # of to_tuples objects; of pairs
 
 
@@ -190,10 +196,11 @@ class KG:
         self._same_att = PairMemo()
         self._same_pred = PairMemo()
         self._locative: dict[tuple[str, str, str], bool] = {}  # (p, q, object), p < q -> `same_place`
+        self._grounds: dict[tuple[str, str], bool] = {}  # (p, object) -> `grounds`
 
     def _forget(self) -> None:
         for memo in (self._p_att, self._p_rel, self._pools, self._editable, self._person, self._cands, self._firsts, self._met,
-                     self._same_att, self._same_pred, self._locative):
+                     self._same_att, self._same_pred, self._locative, self._grounds):
             memo.clear()
         self._cooc_adj = self._att_adj = self._frequent = None
 
@@ -530,8 +537,9 @@ class KG:
 
     def addable_attributes(self, o: str) -> tuple[tuple[str, str], ...]:
         """(attribute, category) that add_att may put on `o`: describable ones the corpus shows on it
-        (no colour it never shows there: 'a white giraffe'); known category, not a count, allowed on
-        this object; first occurrence kept."""
+        (no colour it never shows there: 'a white giraffe'), but not typical of it (`typical`: 'blue
+        sky', 'glass window' are likely what the picture shows); known category, not a count, allowed
+        on this object; first occurrence kept."""
         key = o
         pool = self._pools.get(key)
         if pool is None:
@@ -540,9 +548,31 @@ class KG:
                 cat = self.attribute_category(a)
                 if a in out or cat is None or cat == "count" or not self.editable_category(o, cat):
                     continue
+                if self.typical(o, a):
+                    continue
                 out[a] = cat
             pool = self._pools[key] = tuple(out.items())
         return pool
+
+    def typical(self, o: str, a: str) -> bool:
+        """The corpus has `a` on `o` at least twice and in `TYPICAL_SHARE` of the attributes of that
+        category it has on `o` ('blue' of 'sky')."""
+        n = self.obj_att.get((o, a), 0)
+        if n < 2:
+            return False
+        cat = lexicon.attribute_category().get(a)
+        total = sum(self.obj_att.get((o, b), 0) for b in lexicon.load("attributes")["categories"].get(cat, ()))
+        return n >= TYPICAL_SHARE * max(total, n)
+
+    def likely_present(self, o: str, names: list[str]) -> bool:
+        """The corpus has `o` in at least `PRESENT_SHARE` of the images of one of `names` (each seen at
+        least twice): a picture of that one likely shows `o` too ('a kitchen' and 'a chair')."""
+        count = self.cooc.get
+        for x in names:
+            n = self.obj.get(x, 0)
+            if n >= 2 and count((o, x) if o < x else (x, o), 0) >= PRESENT_SHARE * n:
+                return True
+        return False
 
     def cooccurring(self, o: str) -> list[str]:
         """Objects seen in the same images as `o`, most often first; else the most frequent objects."""
@@ -577,17 +607,25 @@ class KG:
         return first
 
     def predicate_candidates(self, p: str) -> tuple[str, ...]:
+        """Predicates that may replace `p` so that the caption becomes false. A preposition only by one
+        that contradicts it, its converse in place ('on' -> 'under', 'left of' -> 'right of', 'in' ->
+        'outside'): 'with', 'at', 'in' and 'on' are no contradictions of each other ('a kitchen on a
+        refrigerator', 'a toddler on a toothbrush') and a vague one ('near') is true of most pairs in a
+        picture, so a preposition without a converse has no replacement. A posture or gait by another,
+        the preposition kept ('sitting on' -> 'standing on'; the lexicon's `postures`). Another verb by
+        a verb ('cooking' -> 'holding', not 'a person on an egg'). Never one `same_predicate` as it."""
         key = ("pred", p)
         found = self._cands.get(key)
         if found is None:
             rel = lexicon.load("relations")
             cands: dict[str, None] = dict.fromkeys(lexicon.relation_antonyms().get(p, ()))
-            # A verb is replaced by a verb ('cooking' -> 'holding', not 'a person on an egg'), a
-            # preposition by a preposition; never by a vague one ('near': true of most pairs in a picture).
-            verb = p in rel["verbs"] or p.split(" ", 1)[0].endswith(("ing", "ed"))
-            pool = rel["verbs"] if verb else rel["spatial"]
-            if p in rel["spatial"] or p in rel["verbs"] or self.pred[p] > 0:
-                cands.update(dict.fromkeys(pool))
+            first, _, place = p.partition(" ")
+            others = lexicon.postures().get(first)
+            if others is not None and place in rel["posture_places"]:
+                cands.update(dict.fromkeys(f"{v} {place}".strip() for v in others))
+            elif p in rel["verbs"] or (first.endswith(("ing", "ed")) and self.pred[p] > 0):
+                postures = lexicon.postures()
+                cands.update(dict.fromkeys(v for v in rel["verbs"] if v.partition(" ")[0] not in postures))
             vague = lexicon.relation_words("vague")
             found = self._cands[key] = tuple(c for c in cands if c not in vague and not self.same_predicate(p, c))
         return found
@@ -602,6 +640,10 @@ class KG:
             ok = self._person[o] = (o in lexicon.sensitive_words() or o in lexicon.load("attributes")["people"]
                                     or self.wn.lexname(o) == "noun.person")
         return ok
+
+    def is_animate(self, o: str) -> bool:
+        """A person, an animal or another noun the lexicon lists as doing things (`agents`)."""
+        return self.is_person(o) or lexicon.is_agent(o) or self.wn.is_kind_of(o, "animal")
 
     def editable_category(self, o: str, cat: str | None) -> bool:
         """May an attribute of this category be added to / replaced on this object?"""
@@ -621,6 +663,24 @@ class KG:
         an edit that gives an object a new role must show ('sneakers wearing a man' has no such
         evidence; 'a man wearing sneakers' has)."""
         return (s is None or self.subj_pred.get((s, p), 0) > 0) and (o is None or self.pred_obj.get((p, o), 0) > 0)
+
+    def grounds(self, p: str, o: str) -> bool:
+        """May something be `p` object `o`? What a preposition's converse needs before it replaces the
+        preposition. For a preposition the lexicon lists under `grounds`: `o` is a kind of one of its
+        nouns (WordNet: 'under a table', 'outside a room'; not 'under the pavement', 'outside his hand',
+        'outside jeans'), or the corpus has something `p` `o` (with `p` or a predicate that states the
+        same). Any other preposition ('behind', 'left of') takes any object."""
+        v = self._grounds.get((p, o))
+        if v is None:
+            kinds = lexicon.load("relations")["grounds"].get(p)
+            if kinds is None:
+                v = True
+            else:
+                same = lexicon.predicate_same().get(p, frozenset())
+                v = (any(self.wn.is_kind_of(o, k) for k in kinds)
+                     or any(self.pred_obj.get((q, o), 0) > 0 for q in (p, *sorted(same))))
+            self._grounds[p, o] = v
+        return v
 
     def reversible(self, s: str, p: str, o: str) -> bool:
         """May `p(s, o)` be stated as `p(o, s)`? The corpus has `o` as a subject of `p` and `s` as an
@@ -670,6 +730,17 @@ class KG:
                 best = n
         n = self.obj.get(o, 0)
         return min(1.0, 0.7 * (best / (best + 2.0)) + 0.3 * (n / (n + 10)))  # `_sat` inlined: called per candidate
+
+    def association(self, o: str, others: list[str]) -> float:
+        """How specifically the corpus pairs `o` with one of `others`: the largest share of `o`'s
+        occurrences that come with that object (a lamp's shade: high; a chair, which comes with
+        everything, for a lamp: low). What add_obj ranks by, so that added objects spread over the
+        plausible ones instead of repeating the most frequent ('… and a chair' for 59 of 197 VG images)."""
+        n = self.obj.get(o, 0)
+        if not n or not others:
+            return 0.0
+        count = self.cooc.get
+        return min(1.0, max(count((o, x) if o < x else (x, o), 0) for x in others) / n)
 
     # -- graph and persistence ------------------------------------------------------------------
     def finalize(self) -> nx.DiGraph:

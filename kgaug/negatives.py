@@ -249,9 +249,18 @@ class Generator:
         pred, span = r.pred, r.span
         fact = relation_fact(pred, s, o)
         display = lexicon.display_predicate
+        postures = lexicon.postures()
         out = []
         for to in kg.predicate_candidates(pred)[:CANDIDATES_PER_SLOT * 2]:
-            if not kg.is_spatial(to) and not kg.takes_role(s, to, o):
+            if to.partition(" ")[0] in postures:  # the place is kept: only who can stand, sit or walk
+                if not kg.is_animate(s):
+                    self._reject("replace_rel", "implausible: a posture for a thing")
+                    continue  # 'a bus sitting at a curb' -> 'a bus walking at a curb'
+            elif kg.is_spatial(to):
+                if not kg.grounds(to, o):
+                    self._reject("replace_rel", "implausible: nothing is in such a place of this object")
+                    continue  # 'a toddler outside a toothbrush', 'a woman standing under the pavement'
+            elif not kg.takes_role(s, to, o):
                 self._reject("replace_rel", "implausible: the corpus never has these roles for this verb")
                 continue  # 'a painting wearing a wall', 'a person riding a tennis ball'
             out.append((kg.plausibility_rel(s, to, o), c, [(span, display(to))], pred, to, fact,
@@ -269,22 +278,19 @@ class Generator:
         a, b = c.nps[i], c.nps[k]
         if not a.atts or not b.atts:
             return []
-        # The first attribute of a known category of each (not noun modifiers such as "toilet seat"):
-        # of two categories only when the corpus shows each on its new object ('a large cube and a red
-        # ball' -> 'a red cube and a large ball'; not 'a wooden pillow on a blue bed' -> 'a blue pillow
-        # on a wooden bed'), else the first pair of one category; allowed on both (no colour on people).
+        # The first pair of attributes of one known category, one on each ('a red cube and a blue ball'
+        # -> 'a blue cube and a red ball'); never two categories: 'a wood drawer and brown cabinets' ->
+        # 'a brown drawer and wood cabinets' may well be true (material and colour do not exclude each
+        # other), 'a small kitchen with white cabinets' -> 'a white kitchen with small cabinets' too.
+        # Not noun modifiers ('toilet seat'), not counts; allowed on both (no colour on people).
         kg = self.kg
         category = lexicon.attribute_category()
-        xa, yb = _first_categorised(a.atts), _first_categorised(b.atts)
-        if xa is None or yb is None:
+        pair = _same_category_pair(a.atts, b.atts)
+        if pair is None:
+            if _first_categorised(a.atts) is not None and _first_categorised(b.atts) is not None:
+                self._reject("swap_att", "attributes of two categories (they need not exclude each other)")
             return []
-        if category[xa[0]] != category[yb[0]] and not (kg.shows_attribute(a.name, yb[0])
-                                                       and kg.shows_attribute(b.name, xa[0])):
-            pair = _same_category_pair(a.atts, b.atts)
-            if pair is None:
-                self._reject("swap_att", "implausible: attributes of two categories the corpus never shows swapped")
-                return []
-            xa, yb = pair
+        xa, yb = pair
         (x, xs), (y, ys) = xa, yb
         if (kg.same_attribute(x, y) or x in {t for t, _ in b.atts} or y in {t for t, _ in a.atts}
                 or not kg.editable_category(a.name, category[y]) or not kg.editable_category(b.name, category[x])):
@@ -398,10 +404,14 @@ class Generator:
             if lexicon.is_background(to):
                 self._reject("add_obj", "a background noun most pictures show")
                 continue
+            if kg.likely_present(to, names):
+                self._reject("add_obj", "likely in the picture: the corpus has it with most images of a named object")
+                continue
             if people and kg.is_person(to):
                 self._reject("add_obj", "a person where the image already shows people")
                 continue
-            out.append((kg.plausibility_cooc(to, names), c, [(end, _and_phrase(to))], "", to, to, (to,), to))
+            p = 0.5 * (kg.plausibility_cooc(to, names) + kg.association(to, names))
+            out.append((p, c, [(end, _and_phrase(to))], "", to, to, (to,), to))
         return out
 
     # -- per image --------------------------------------------------------------------------------

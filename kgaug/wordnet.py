@@ -263,6 +263,14 @@ class WordNet:
             data += more
         return data.split(b"\n", 1)[0].decode("utf-8", "replace")
 
+    def is_kind_of(self, a: str, b: str) -> bool:
+        """One of noun `a`'s first two senses is, or is a kind of, one of `b`'s (table / furniture);
+        False without WordNet."""
+        if self.wn is None:
+            return False
+        sb = {sense_key(s) for s in self.noun_synsets(b)[:2]}
+        return bool(sb & self.ancestors(a))
+
     def is_a_either_way(self, a: str, b: str) -> bool:
         """True when one noun names a kind of the other (dog / animal): replacing one by the other
         could leave the caption true."""

@@ -85,6 +85,14 @@ def predicate_same() -> dict[str, frozenset[str]]:
 
 
 @cache
+def postures() -> dict[str, tuple[str, ...]]:
+    """Posture / gait verb -> the first words of the other posture groups (relations.json `postures`):
+    what may replace it ('sitting' -> 'standing', 'lying', ...; never 'seated' for 'sitting')."""
+    groups = load("relations")["postures"]
+    return {w: tuple(h[0] for h in groups if h is not g) for g in groups for w in g}
+
+
+@cache
 def relation_words(key: str) -> frozenset[str]:
     """A word list of relations.json as a set: 'symmetric', 'spatial', 'directional', 'locative',
     'irreversible', 'particles' (of phrasal verbs: "up" in "picking up")."""
