@@ -106,9 +106,9 @@ def relative_image(path: str | None, base: Path | None) -> str | None:
 
 
 def sample(rows: Iterable[dict], name: str, n: int = 100, seed: int = 0,
-           image_base: Path | None = None) -> tuple[list[dict], list[dict]]:
-    """The judges' items and the key, in the same order."""
-    flat = negatives_of(rows)
+           image_base: Path | None = None, types: set[str] | None = None) -> tuple[list[dict], list[dict]]:
+    """The judges' items and the key, in the same order (only negatives of `types` when given)."""
+    flat = [x for x in negatives_of(rows) if types is None or x[0]["hard_negatives"][x[2]]["type"] in types]
     picks = stratified_draw([r["hard_negatives"][ni]["type"] for r, _, ni in flat], n, seed)
     width = max(3, len(str(max(len(picks) - 1, 0))))
     items, keys = [], []
@@ -146,9 +146,11 @@ def main(argv: list[str] | None = None) -> tuple[Path, Path]:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--name", default=None, help="id prefix (default: --out's name without .jsonl)")
     ap.add_argument("--image-base", type=Path, default=None, help="write image paths relative to this folder")
+    ap.add_argument("--types", default=None, help="comma-separated negative types to draw from [all]")
     args = ap.parse_args(argv)
     name = args.name or key_path(args.out).name[: -len(".key.jsonl")]
-    items, keys = sample(read_rows(args.out_dir), name, args.n, args.seed, args.image_base)
+    types = set(args.types.split(",")) if args.types else None
+    items, keys = sample(read_rows(args.out_dir), name, args.n, args.seed, args.image_base, types)
     write_jsonl(args.out, items)
     write_jsonl(key_path(args.out), keys)
     counts: dict[str, int] = {}

@@ -359,8 +359,23 @@ class Generator:
         return [(self.kg.plausibility_rel(b.name, r.pred, a.name), c, edits, a.name, b.name,
                  relation_fact(r.pred, a.name, b.name), (new,), None)]
 
+    def _known_exclusive(self, np: NP) -> set[str]:
+        """Exclusive categories (colour, material, ...) the image's graph gives an attribute of on an
+        object of this name, other than those the noun phrase states: an added attribute of one of them
+        that differs from the known one is false for the image, not merely unstated."""
+        known = self._ev.objects.get(np.name) if self._ev is not None else None
+        if not known:
+            return set()
+        category = lexicon.attribute_category()
+        stated = {category.get(a) for a, _ in np.atts}
+        return {category.get(a) for a in known} & _exclusive() - stated
+
     def add_att_slots(self, c: Caption) -> list[tuple]:
-        return [(c, np) for np in c.nps]
+        # Noun phrases whose object has a known attribute of an exclusive category first, alone: 'a cup'
+        # whose cup the graph has white -> 'a red cup' contradicts it ('a white plate' added to a plate
+        # of unknown colour may be what the photo shows).
+        known = [np for np in c.nps if self._known_exclusive(np)]
+        return [(c, np) for np in (known or c.nps)]
 
     def add_att(self, c: Caption, np: NP) -> list[tuple]:
         out = []
@@ -368,9 +383,10 @@ class Generator:
         name = np.name
         category = lexicon.attribute_category()  # (what kg.attribute_category reads)
         cats = {category.get(a) for a, _ in np.atts}
+        only = self._known_exclusive(np)
         where: dict[str, int] = {}
         for to, cat in kg.addable_attributes(name):
-            if cat in cats:
+            if cat in cats or (only and cat not in only):
                 continue
             new = attribute_fact(to, name)
             at = where.get(cat)
@@ -497,6 +513,11 @@ def _same_category_pair(xs: list[tuple[str, Span]], ys: list[tuple[str, Span]]
             if category.get(y[0]) == cat:
                 return x, y
     return None
+
+
+@lru_cache(maxsize=1)
+def _exclusive() -> frozenset[str]:
+    return frozenset(lexicon.load("attributes")["exclusive"])
 
 
 @lru_cache(maxsize=1 << 14)

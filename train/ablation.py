@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import hashlib
 import json
 import os
 import platform
@@ -96,16 +97,17 @@ def resolved_options(config: dict[str, Any]) -> dict[str, Any]:
 
 
 def one_run(ch: D.Chain, shards: Path, world_dir: Path, model_json: Path, method: str, config: dict[str, Any],
-            seed: int, size: dict[str, Any], device: str, points: int,
+            seed: int, size: dict[str, Any], device: str, points: int, table_id: str,
             finished_only: bool = False) -> dict[str, Any] | None:
-    """Train and evaluate one (method, seed); reused when its eval JSON exists for the same config.
+    """Train and evaluate one (method, seed); reused when its eval JSON exists for the same config, budget
+    and training table (`table_id`: a run trained on negatives an older kgaug made is not this table's).
     With `finished_only`, a run that is not finished is left out (None) instead of trained."""
     run_dir = ch.out / "runs" / f"{method}-s{seed}"
     done = run_dir / "ablation_eval.json"
     resolved = resolved_options(config)
     if done.is_file():
         old = json.loads(done.read_text())
-        if old.get("resolved") == resolved and old.get("size") == size:
+        if old.get("resolved") == resolved and old.get("size") == size and old.get("table") == table_id:
             ch.say(f"{method} seed {seed}: reusing {done}")
             return dict(old, reused=True)
     if finished_only:
@@ -141,11 +143,25 @@ def one_run(ch: D.Chain, shards: Path, world_dir: Path, model_json: Path, method
     b = D.stage_bias(ch, run_dir, world_dir, device)
     if b:
         final["bias_gap"] = b["gap"]
-    res = {"method": method, "seed": seed, "config": config, "resolved": resolved, "size": size, "final": final,
-           "curve": curve, "train_seconds": seconds}
+    res = {"method": method, "seed": seed, "config": config, "resolved": resolved, "size": size,
+           "table": table_id, "final": final, "curve": curve, "train_seconds": seconds}
     R.write_json(done, res)
     ch.say(f"{method} seed {seed}: " + " ".join(f"{k}={v:.3f}" for k, v in final.items() if not k.startswith("seen")))
     return res
+
+
+def table_fingerprint(table: Path) -> str:
+    """What a run trained on, in 16 hex digits: the table's rows (key, captions, pseudo-captions, hard
+    negatives) in key order. A kgaug that makes other negatives for the world gives another one."""
+    from kgaug.table import read_rows
+
+    h = hashlib.sha256()
+    cols = ["key", "captions", "pseudo_captions", "hard_negatives"]
+    rows = sorted(read_rows(table, columns=cols), key=lambda r: r["key"])
+    for r in rows:
+        h.update(json.dumps([r["key"], r["captions"], r["pseudo_captions"], r["hard_negatives"]],
+                            sort_keys=True).encode())
+    return h.hexdigest()[:16]
 
 
 def read_records(path: Path) -> dict[tuple[str, int], dict[str, Any]]:
@@ -183,12 +199,12 @@ def _worker_init(threads: int) -> None:
 
 
 def run_all(ch: D.Chain, shards: Path, world_dir: Path, model_json: Path, todo: list[tuple[str, dict, int]],
-            size: dict[str, Any], device: str, points: int, jobs: int,
+            size: dict[str, Any], device: str, points: int, jobs: int, table_id: str,
             finished_only: bool = False) -> list[dict[str, Any]]:
     """Every (method, seed) run, `jobs` at a time in spawned processes (each with cores/jobs threads:
     these tiny models gain little from a second thread, so two runs side by side finish sooner)."""
     if finished_only or jobs <= 1 or len(todo) <= 1:
-        runs = [one_run(ch, shards, world_dir, model_json, m, c, s, size, device, points, finished_only)
+        runs = [one_run(ch, shards, world_dir, model_json, m, c, s, size, device, points, table_id, finished_only)
                 for m, c, s in todo]
         return [r for r in runs if r is not None]
     import multiprocessing as mp
@@ -198,7 +214,7 @@ def run_all(ch: D.Chain, shards: Path, world_dir: Path, model_json: Path, todo: 
     ch.say(f"{len(todo)} runs, {jobs} at a time ({threads} thread(s) each)")
     with ProcessPoolExecutor(jobs, mp_context=mp.get_context("spawn"), initializer=_worker_init,
                              initargs=(threads,)) as pool:
-        futures = [pool.submit(one_run, ch, shards, world_dir, model_json, m, c, s, size, device, points)
+        futures = [pool.submit(one_run, ch, shards, world_dir, model_json, m, c, s, size, device, points, table_id)
                    for m, c, s in todo]
         return [f.result() for f in futures]  # in submission order: the table does not depend on timing
 
@@ -257,6 +273,8 @@ def write_results(docs: Path, reg: dict[str, Any], table: dict[str, dict[str, An
                   command: str, size: dict[str, Any], seeds: list[int], seconds: float, device: str) -> None:
     machine = f"{platform.machine()}, {os.cpu_count()} CPU cores" if device == "cpu" else device
     budget = dict(reg["budget"], seeds=seeds)
+    tables = sorted({r.get("table") or "unrecorded" for r in runs})
+    budget["table"] = tables[0] if len(tables) == 1 else tables  # `table_fingerprint` of what they trained on
     R.write_json(docs / "results.json", {
         "budget": budget, "seeds": seeds, "default": "default", "command": command, "device": device,
         "machine": machine, "date": dt.date.today().isoformat(), "methods": table})
@@ -281,7 +299,8 @@ def write_results(docs: Path, reg: dict[str, Any], table: dict[str, dict[str, An
              f"{size['batch_size']}; seeds {seeds} (`n`: the seeds a method has finished). Accuracy in %, mean ± "
              "sample std over seeds; per-seed values "
              "in docs/results.json. `binding` = mean of swap_att, swap_obj, replace_obj; `seen rel` = replace_rel "
-             "on training scenes; bias = paired association gap (kgaug/synth/bias.py; 0 = unbiased).", ""]
+             "on training scenes; bias = paired association gap (kgaug/synth/bias.py; 0 = unbiased). Training "
+             f"table (`table_fingerprint`): {', '.join(tables)}.", ""]
     keys = ("binding_mean", *R.SUBSETS, *R.ZEROSHOT, "seen_replace_rel", "bias_gap")
     header = ["method", "n", "binding", *R.SUBSETS, "zs shape", "zs colour", "seen rel", "bias"]
     lines += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
@@ -359,11 +378,14 @@ def main(argv: list[str] | None = None) -> int:
         world_dir = D.stage_synth(ch, size, 0, bias)
         table = D.stage_build(ch, world_dir, 0)
         shards = D.stage_shard(ch, table, model_json, size, 0, a.device)
+        table_id = table_fingerprint(table)
+        ch.say(f"training table {table_id}")
         todo = [(m, reg["methods"][m]["config"], s) for m in names for s in seeds]
         if a.reuse_recorded:
             restore_records(ch, Path(a.docs) / RECORD_FILE, {(m, s) for m, _, s in todo})
         jobs = a.jobs or (1 if a.device != "cpu" else max(1, min(4, os.cpu_count() or 1)))
-        runs = run_all(ch, shards, world_dir, model_json, todo, size, a.device, a.points, jobs, a.finished_only)
+        runs = run_all(ch, shards, world_dir, model_json, todo, size, a.device, a.points, jobs, table_id,
+                       a.finished_only)
     except D.StageMissing as e:
         ch.say(f"STOPPED: {e}. The ablation needs kgaug build, clusterbuild shard and train run.")
         return 0

@@ -275,3 +275,17 @@ def test_add_obj_spreads_over_objects_and_skips_those_likely_in_the_picture():
     for g in corpus:
         kg.add_graph(g)
     assert kg.association("shade", ["lamp"]) > kg.association("chair", ["lamp"])
+
+
+def test_add_att_contradicts_an_attribute_the_graph_knows():
+    # VG: the graph knows the cup is white. 'a small cup' -> 'a small plastic cup' may be true (the
+    # graph says nothing of its material); 'a small red cup' is false for the image.
+    g = _graph([("cup", ["white", "small"]), ("table", [])], [(0, "on", 1)])
+    corpus = [g, *[_graph([("cup", [c, m]), ("table", [])], [])
+                   for c in ("red", "blue", "green") for m in ("plastic", "glass", "metal")]]
+    corpus += corpus[1:]  # each seen twice: nothing typical, nothing pruned
+    negs, _ = _negatives(g, corpus, ("add_att",), seeds=20)
+    category = lexicon.attribute_category()
+    on_cup = [n for n in negs if "cup" in n.caption and "white" not in n.caption]
+    assert on_cup, [n.text for n in negs]
+    assert all(category[n.to] == "colour" and n.to != "white" for n in on_cup), [n.text for n in on_cup]

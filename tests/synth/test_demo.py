@@ -154,3 +154,34 @@ def test_aggregate_keeps_per_seed_values_and_the_goal_check_reads_them():
     assert "zero-shot colour no more than 2 points below CLIP | -1.0 | met |" in check
     assert "≥ static (NegCLIP's recipe) + 3 points | +11.0 | met |" in check
     assert "×0.25 | met |" in check  # bias gap 0.005 vs 0.02
+
+
+def test_a_recorded_run_is_reused_only_for_the_table_it_trained_on(tmp_path):
+    # A run trained on the negatives an older kgaug made for the world is not a run of today's table:
+    # --reuse-recorded / a second invocation must retrain it, not put it in the table.
+    ch = demo.Chain(tmp_path)
+    size = {"steps": 10}
+    done = tmp_path / "runs" / "clip-s0" / "ablation_eval.json"
+    done.parent.mkdir(parents=True)
+    done.write_text(json.dumps({"method": "clip", "seed": 0, "resolved": ablation.resolved_options({}),
+                                "size": size, "table": "aaaa", "final": {}, "curve": []}))
+    args = (ch, tmp_path, tmp_path, tmp_path / "m.json", "clip", {}, 0, size, "cpu", 2)
+    assert ablation.one_run(*args, "aaaa", finished_only=True)["reused"]
+    assert ablation.one_run(*args, "bbbb", finished_only=True) is None
+
+
+def test_table_fingerprint_follows_the_negatives(tmp_path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    def table(folder, negative, order=(0, 1)):
+        rows = [{"key": f"k{i}", "captions": [f"a red cube {i}"], "pseudo_captions": [],
+                 "hard_negatives": [{"type": "replace_rel", "text": negative}]} for i in order]
+        (folder / "table").mkdir(parents=True)
+        pq.write_table(pa.Table.from_pylist(rows), folder / "table" / "part-00000.parquet")
+        return folder
+
+    a = ablation.table_fingerprint(table(tmp_path / "a", "a cube right of a ball"))
+    assert a == ablation.table_fingerprint(table(tmp_path / "b", "a cube right of a ball", order=(1, 0)))
+    assert a != ablation.table_fingerprint(table(tmp_path / "c", "a cube in a ball"))
+    assert len(a) == 16
