@@ -164,30 +164,32 @@ def table_fingerprint(table: Path) -> str:
     return h.hexdigest()[:16]
 
 
-def read_records(path: Path) -> dict[tuple[str, int], dict[str, Any]]:
+def read_records(path: Path) -> dict[tuple[str, int, str], dict[str, Any]]:
+    """{(method, seed, training table): record}: a method and seed may be recorded for several tables."""
     if not path.is_file():
         return {}
     recs = (json.loads(line) for line in path.read_text().splitlines() if line.strip())
-    return {(r["method"], r["seed"]): r for r in recs}
+    return {(r["method"], r["seed"], r.get("table") or ""): r for r in recs}
 
 
 def write_records(path: Path, runs: list[dict[str, Any]]) -> None:
-    """Every finished run (options, budget, final and curve metrics), one JSON line each, merged with the
-    runs recorded earlier for other methods or seeds: what `--reuse-recorded` restores."""
+    """Every finished run (options, budget, training table, final and curve metrics), one JSON line
+    each, merged with the runs recorded earlier for other methods, seeds or tables: what
+    `--reuse-recorded` restores."""
     recs = read_records(path)
     for r in runs:
-        recs[(r["method"], r["seed"])] = {k: v for k, v in r.items() if k != "reused"}
+        recs[(r["method"], r["seed"], r.get("table") or "")] = {k: v for k, v in r.items() if k != "reused"}
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_text("".join(json.dumps(recs[k], sort_keys=True) + "\n" for k in sorted(recs)))
     tmp.replace(path)
 
 
-def restore_records(ch: D.Chain, path: Path, wanted: set[tuple[str, int]]) -> None:
-    """Put recorded runs back as finished run folders where none exists; `one_run` then reuses each
-    only if its resolved options and budget still match."""
-    for (method, seed), rec in read_records(path).items():
+def restore_records(ch: D.Chain, path: Path, wanted: set[tuple[str, int]], table_id: str) -> None:
+    """Put the runs recorded for this training table back as finished run folders where none exists;
+    `one_run` then reuses each only if its resolved options and budget still match."""
+    for (method, seed, table), rec in read_records(path).items():
         done = ch.out / "runs" / f"{method}-s{seed}" / "ablation_eval.json"
-        if (method, seed) in wanted and not done.is_file():
+        if table == table_id and (method, seed) in wanted and not done.is_file():
             done.parent.mkdir(parents=True, exist_ok=True)
             R.write_json(done, rec)
 
@@ -382,7 +384,7 @@ def main(argv: list[str] | None = None) -> int:
         ch.say(f"training table {table_id}")
         todo = [(m, reg["methods"][m]["config"], s) for m in names for s in seeds]
         if a.reuse_recorded:
-            restore_records(ch, Path(a.docs) / RECORD_FILE, {(m, s) for m, _, s in todo})
+            restore_records(ch, Path(a.docs) / RECORD_FILE, {(m, s) for m, _, s in todo}, table_id)
         jobs = a.jobs or (1 if a.device != "cpu" else max(1, min(4, os.cpu_count() or 1)))
         runs = run_all(ch, shards, world_dir, model_json, todo, size, a.device, a.points, jobs, table_id,
                        a.finished_only)

@@ -124,6 +124,8 @@ def test_ablation_quick(tmp_path):
     # a fresh checkout (no run folders) gets the recorded runs back with --reuse-recorded
     recs = [json.loads(ln) for ln in (docs / "ablation_runs.jsonl").read_text().splitlines()]
     assert sorted((r["method"], r["seed"]) for r in recs) == [("clip", 0), ("clip", 1), ("default", 0), ("default", 1)]
+    table = json.loads((docs / "results.json").read_text())["budget"]["table"]
+    assert len(table) == 16 and all(r["table"] == table for r in recs)  # what each run trained on
     shutil.rmtree(tmp_path / "work" / "runs")
     rc = ablation.main(["--quick", "--work", str(tmp_path / "work"), "--docs", str(docs), "--methods",
                         "clip,default", "--seeds", "2", "--device", "cpu", "--points", "2", "--reuse-recorded",
