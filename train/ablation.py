@@ -194,12 +194,6 @@ def restore_records(ch: D.Chain, path: Path, wanted: set[tuple[str, int]], table
             R.write_json(done, rec)
 
 
-def _worker_init(threads: int) -> None:
-    import torch
-
-    torch.set_num_threads(threads)
-
-
 def run_all(ch: D.Chain, shards: Path, world_dir: Path, model_json: Path, todo: list[tuple[str, dict, int]],
             size: dict[str, Any], device: str, points: int, jobs: int, table_id: str,
             finished_only: bool = False) -> list[dict[str, Any]]:
@@ -214,7 +208,7 @@ def run_all(ch: D.Chain, shards: Path, world_dir: Path, model_json: Path, todo: 
 
     threads = max(1, (os.cpu_count() or 1) // jobs)
     ch.say(f"{len(todo)} runs, {jobs} at a time ({threads} thread(s) each)")
-    with ProcessPoolExecutor(jobs, mp_context=mp.get_context("spawn"), initializer=_worker_init,
+    with ProcessPoolExecutor(jobs, mp_context=mp.get_context("spawn"), initializer=D.worker_init,
                              initargs=(threads,)) as pool:
         futures = [pool.submit(one_run, ch, shards, world_dir, model_json, m, c, s, size, device, points, table_id)
                    for m, c, s in todo]

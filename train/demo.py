@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import sys
 import threading
 import time
 from dataclasses import dataclass, field
@@ -199,10 +200,20 @@ def stage_train(ch: Chain, shards: Path, method: str, config: dict[str, Any], mo
     return run_dir
 
 
-def _threads(n: int) -> None:
+def worker_init(n: int) -> None:
+    """Start of a spawned training process: `n` torch threads, and (Linux) it dies with its parent, so a
+    SIGTERM / kill of `make demo` or `make ablation` leaves no training process running on its own."""
     import torch
 
     torch.set_num_threads(n)
+    if sys.platform.startswith("linux"):
+        import ctypes
+        import signal
+
+        try:
+            ctypes.CDLL(None, use_errno=True).prctl(1, int(signal.SIGTERM))  # PR_SET_PDEATHSIG
+        except (OSError, AttributeError):
+            pass  # (a libc without prctl: the process is only orphaned, as before)
 
 
 def train_methods(ch: Chain, shards: Path, configs: dict[str, dict[str, Any]], model_json: Path,
@@ -217,7 +228,7 @@ def train_methods(ch: Chain, shards: Path, configs: dict[str, dict[str, Any]], m
 
     jobs = min(len(configs), cores)
     ch.say(f"training {', '.join(configs)} side by side ({jobs} processes, {max(1, cores // jobs)} thread(s) each)")
-    with ProcessPoolExecutor(jobs, mp_context=mp.get_context("spawn"), initializer=_threads,
+    with ProcessPoolExecutor(jobs, mp_context=mp.get_context("spawn"), initializer=worker_init,
                              initargs=(max(1, cores // jobs),)) as pool:
         futures = {m: pool.submit(stage_train, ch, shards, m, c, model_json, size, seed, device)
                    for m, c in configs.items()}

@@ -3,7 +3,12 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -187,3 +192,44 @@ def test_table_fingerprint_follows_the_negatives(tmp_path):
     assert a == ablation.table_fingerprint(table(tmp_path / "b", "a cube right of a ball", order=(1, 0)))
     assert a != ablation.table_fingerprint(table(tmp_path / "c", "a cube in a ball"))
     assert len(a) == 16
+
+
+def _running(pid: int) -> bool:
+    """The process exists and is not a zombie (an orphan may wait unreaped in a container)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="PR_SET_PDEATHSIG is Linux's")
+def test_a_training_worker_dies_with_the_driver(tmp_path):
+    # `make ablation` / `make demo` train in spawned worker processes; a SIGTERM to the driver must not
+    # leave them training on their own (they used to run to the end of their run, orphaned).
+    script = tmp_path / "driver.py"
+    script.write_text(
+        "import multiprocessing as mp, os, time\n"
+        "from concurrent.futures import ProcessPoolExecutor\n"
+        "from train.demo import worker_init\n"
+        "if __name__ == '__main__':\n"
+        "    with ProcessPoolExecutor(1, mp_context=mp.get_context('spawn'), initializer=worker_init,\n"
+        "                             initargs=(1,)) as pool:\n"
+        "        print(pool.submit(os.getpid).result(), flush=True)\n"
+        "        pool.submit(time.sleep, 120)\n"
+        "        time.sleep(120)\n")
+    root = Path(__file__).resolve().parents[2]
+    env = dict(os.environ, PYTHONPATH=str(root))
+    driver = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, text=True, env=env)
+    try:
+        worker = int(driver.stdout.readline())
+        assert _running(worker)
+        time.sleep(0.5)  # the worker is in its sleep
+        driver.terminate()
+        driver.wait(timeout=30)
+        deadline = time.monotonic() + 20
+        while _running(worker) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert not _running(worker), "the worker outlived its driver"
+    finally:
+        driver.kill()
