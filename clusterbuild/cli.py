@@ -144,7 +144,7 @@ def validate(
 ) -> None:
     """Check a shard folder against the kgclip shard contract (shards/README.md).
 
-    Prints every violation as SHARD:KEY: message and exits 1 if there is any.
+    Prints every violation (shard, sample key, message) and exits 1 if there is any.
     """
     from clusterbuild.validate import validate_folder
 

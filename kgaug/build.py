@@ -118,8 +118,10 @@ def precheck(cfg: BuildConfig) -> None:
     if cfg.source not in SOURCES:
         raise InputError(f"unknown --source {cfg.source!r} (one of {', '.join(SOURCES)})")
     if cfg.source in ("vg", "synthetic"):
-        if cfg.vg_dir is None or not Path(cfg.vg_dir).is_dir():
-            raise InputError(f"--source {cfg.source} needs --vg-dir FOLDER (got {cfg.vg_dir})")
+        if cfg.vg_dir is None:
+            raise InputError(f"--source {cfg.source} needs --vg-dir FOLDER")
+        if not Path(cfg.vg_dir).is_dir():
+            raise InputError(f"--vg-dir {cfg.vg_dir}: no such folder")
         primary = next((Path(cfg.vg_dir) / n for n in ("scene_graphs.json", "objects.json")
                         if (Path(cfg.vg_dir) / n).exists()), None)
         if primary is None:
@@ -129,8 +131,10 @@ def precheck(cfg: BuildConfig) -> None:
             if f.read(4096).lstrip()[:1] != "[":
                 raise InputError(f"{primary}: not a JSON array (expected '[' at the start)")
     elif cfg.source in ("coco", "captions"):
-        if cfg.captions is None or not Path(cfg.captions).is_file():
-            raise InputError(f"--source {cfg.source} needs --captions FILE (got {cfg.captions})")
+        if cfg.captions is None:
+            raise InputError(f"--source {cfg.source} needs --captions FILE")
+        if not Path(cfg.captions).is_file():
+            raise InputError(f"--captions {cfg.captions}: file not found")
     elif not cfg.shards:
         raise InputError("--source webdataset needs --shards PATTERN")
     if cfg.conceptnet is not None and not Path(cfg.conceptnet).is_file():

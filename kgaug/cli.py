@@ -104,6 +104,11 @@ def build(
         typer.echo(f"kgaug build: error: {e}", err=True)
         raise typer.Exit(2) from None
     typer.echo(summary_text(report, str(out)))
+    if not report.counts["images"]:  # nothing a later stage could use: say so in the exit status
+        reasons = ", ".join(f"{n} × {r}" for r, n in report.skip_reasons.most_common(3)) or "no input records"
+        typer.echo(f"kgaug build: error: the table has no rows ({reasons}; every reason in "
+                   f"{out}/report.json)", err=True)
+        raise typer.Exit(1)
 
 
 # `kgaug synth` lives in its own module (the embedded world); keep this registration.

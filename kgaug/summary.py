@@ -18,6 +18,9 @@ def summary_text(report: Report, out: str) -> str:
         lines.append("  skipped, by reason:")
         for reason, n in report.skip_reasons.most_common(8):
             lines.append(f"    {n:>7}  {reason}")
+        if len(report.skip_reasons) > 8:
+            rest = report.skip_reasons.most_common()[8:]
+            lines.append(f"    {sum(n for _, n in rest):>7}  … in {len(rest)} more reasons (report.json)")
     if report.record_problems:
         lines.append("  dropped inside kept records:")
         for reason, n in report.record_problems.most_common(5):
@@ -27,5 +30,6 @@ def summary_text(report: Report, out: str) -> str:
                  f"conceptnet edges: {kg.get('conceptnet_edges', 0)})")
     secs = report.extra.get("seconds", {})
     total = sum(secs.values()) or 1e-9
-    lines.append(f"  time: {total:.1f} s ({c['images'] / total:,.0f} images/s); report: report.json")
+    rate = c["images"] / total
+    lines.append(f"  time: {total:.1f} s ({rate:,.{0 if rate >= 10 else 1}f} images/s); report: report.json")
     return "\n".join(lines)

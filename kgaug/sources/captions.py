@@ -44,7 +44,7 @@ def read_coco(captions: Path, images: Path | None) -> Iterator[Record | Skip]:
             yield Skip(where, "empty caption")
             continue
         if ann.get("image_id") not in images_by_id:
-            yield Skip(where, f"caption for unknown image id {ann.get('image_id')!r}")
+            yield Skip(f"{where} (image id {ann.get('image_id')!r})", "caption for an unknown image id")
             continue
         lst = caps.setdefault(ann["image_id"], [])
         if text.strip() not in lst:
@@ -56,8 +56,8 @@ def read_coco(captions: Path, images: Path | None) -> Iterator[Record | Skip]:
             yield Skip(where, "image without captions")
             continue
         path = base / im["file_name"]
-        if not path.is_file():
-            yield Skip(where, f"missing image file {path}")
+        if not path.is_file():  # one reason per folder, so a wrong --images groups into one line
+            yield Skip(f"{where}: {path}", f"missing image file under {path.parent}")
             continue
         yield Record(make_key("coco", image_id), "coco", str(path), caps[image_id],
                      license=licenses.get(im.get("license")))
@@ -141,7 +141,7 @@ def read_caption_table(path: Path, images: Path | None, image_column: str | None
     for image, g in groups.items():
         p = Path(image) if Path(image).is_absolute() else base / image
         if not p.is_file():
-            yield Skip(f"{path.name} image {image}", f"missing image file {p}")
+            yield Skip(f"{path.name} image {image}: {p}", f"missing image file under {p.parent}")
             continue
         if g["id"] not in (None, ""):
             key = make_key(source, g["id"])

@@ -122,6 +122,14 @@ def test_unusable_inputs_fail_with_one_clear_error(tmp_path: Path):
     assert code == 2 and "coco.json" in log
     code, log = run_build("--source", "nope", "--out", str(tmp_path / "o"), "--no-wordnet")
     assert code == 2 and "unknown --source" in log
+    # a typo'd path is named as such, not reported as a missing flag
+    code, log = run_build("--source", "coco", "--captions", str(tmp_path / "cocoo.json"), "--out", str(tmp_path / "o"),
+                          "--no-wordnet")
+    assert code == 2 and "cocoo.json: file not found" in log and "needs --captions" not in log
+    code, log = run_build("--source", "coco", "--out", str(tmp_path / "o"), "--no-wordnet")
+    assert code == 2 and "needs --captions FILE" in log
+    code, log = run_build("--source", "vg", "--vg-dir", str(tmp_path / "nowhere"), "--out", str(tmp_path / "o"))
+    assert code == 2 and "nowhere: no such folder" in log
 
 
 def test_missing_spacy_model_says_how_to_install(tmp_path: Path):
@@ -341,3 +349,22 @@ def test_caption_parsing_in_workers_gives_the_same_bytes(tmp_path: Path, spacy_m
     emoji = sum(1 for i in range(150) if i % 13 == 0 and i % 17 != 5)  # captions of missing images are not read
     assert reports[0][1]["skips_by_reason"]["emoji-only or no words"] == emoji
     assert reports[0] == reports[1]
+
+
+def test_a_table_without_rows_is_an_error_with_the_reason_grouped(tmp_path: Path, spacy_model: str):
+    # `--images` with a typo: every image is missing. One grouped reason, a non-zero exit, not success.
+    images = tmp_path / "images"
+    coco = {"images": [{"id": i, "file_name": f"{i:012d}.jpg"} for i in range(12)],
+            "annotations": [{"image_id": i, "id": i, "caption": "A red car parked next to a tree."} for i in range(12)]}
+    for i in range(12):
+        _jpg(images / f"{i:012d}.jpg")
+    (tmp_path / "captions.json").write_text(json.dumps(coco))
+    code, log = run_build("--source", "coco", "--captions", str(tmp_path / "captions.json"), "--images",
+                          str(tmp_path / "imagess"), "--out", str(tmp_path / "o"), "--no-wordnet",
+                          "--spacy-model", spacy_model)
+    assert code == 1, log
+    assert f"12 × missing image file under {tmp_path / 'imagess'}" in log and "the table has no rows" in log
+    assert read_report(tmp_path / "o")["skips_by_reason"] == {f"missing image file under {tmp_path / 'imagess'}": 12}
+    code, log = run_build("--source", "coco", "--captions", str(tmp_path / "captions.json"), "--images",
+                          str(images), "--out", str(tmp_path / "o2"), "--no-wordnet", "--spacy-model", spacy_model)
+    assert code == 0, log
