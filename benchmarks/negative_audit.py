@@ -1,5 +1,5 @@
 """Count known error classes of hard negatives over a `kgaug build` table (docs/BENCHMARKS.md,
-"Session 7: what the stricter negative rules did to the sample tables").
+"kgaug negatives: error classes removed by the stricter rules").
 
     NLTK_DATA=.cache/nltk_data .venv/bin/python benchmarks/negative_audit.py OUT_DIR [OUT_DIR ...]
 

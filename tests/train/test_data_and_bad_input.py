@@ -180,3 +180,13 @@ def test_config_values_of_the_wrong_type_are_errors_naming_the_option(tmp_path):
     r = CliRunner().invoke(__import__("train.cli", fromlist=["app"]).app,
                            ["run", str(tmp_path), "--out", str(tmp_path / "o"), "--set", "steps=two"])
     assert r.exit_code == 2 and "option 'steps' must be int" in r.output
+
+
+def test_run_help_shows_every_default_in_brackets():
+    # rich markup used to swallow "[kgclip-tiny-64]" and "[none: random init]" as style tags
+    from train.cli import app
+
+    r = CliRunner().invoke(app, ["run", "--help"], env={"COLUMNS": "200", "TERMINAL_WIDTH": "200"})
+    assert r.exit_code == 0
+    for default in ("[kgclip-tiny-64]", "[none: random init]", "[fp32]", "[cpu]", "[32]"):
+        assert default in r.output, default
