@@ -62,6 +62,9 @@ def gpu_available() -> int:
     return int(faiss.get_num_gpus()) if hasattr(faiss, "get_num_gpus") else 0
 
 
+FAISS_MIN_POINTS_PER_CENTROID = 39  # FAISS's default: fewer points per cluster give uneven clusters
+
+
 def spherical_kmeans(x: np.ndarray, k: int, niter: int = DEFAULT_NITER, seed: int = 0,
                      max_points_per_centroid: int = DEFAULT_MAX_POINTS_PER_CENTROID,
                      use_gpu: bool = False, normalized: bool = False, distinct: bool = False) -> KMeansResult:
@@ -76,7 +79,9 @@ def spherical_kmeans(x: np.ndarray, k: int, niter: int = DEFAULT_NITER, seed: in
     n, d = fit.shape
     if k > n:
         raise ValueError(f"k={k} clusters for {n} points: FAISS needs n >= k")
-    km = faiss.Kmeans(d, k, niter=niter, seed=seed, spherical=True,
+    # min_points_per_centroid only decides when FAISS prints its own raw warning to stderr; the caller
+    # says it in words instead (`few_points` below).
+    km = faiss.Kmeans(d, k, niter=niter, seed=seed, spherical=True, min_points_per_centroid=1,
                       max_points_per_centroid=max_points_per_centroid, gpu=bool(use_gpu), verbose=False)
     km.train(fit)
     sim, idx = km.index.search(xn, 1)
@@ -85,7 +90,7 @@ def spherical_kmeans(x: np.ndarray, k: int, niter: int = DEFAULT_NITER, seed: in
         "k": k, "niter": niter, "seed": seed, "spherical": True, "n": int(xn.shape[0]), "dim": d,
         "fit_on_distinct_rows": n if distinct else None,
         "max_points_per_centroid": max_points_per_centroid,
-        "min_points_per_centroid": int(km.cp.min_points_per_centroid),
+        "few_points": n < k * FAISS_MIN_POINTS_PER_CENTROID,
         "subsampled": n > k * max_points_per_centroid,
         "n_train": min(n, k * max_points_per_centroid),
         "gpu": bool(use_gpu), "objective": float(stats[-1]["obj"]) if stats else None,

@@ -18,9 +18,10 @@ log = logging.getLogger(__name__)
 _registered: set[str] = set()
 
 RANDOM_INIT_WARNING = (
-    "RANDOM INIT: no --pretrained weights; embeddings come from an untrained model "
-    "(fine for tests and the embedded demo, meaningless for real data)"
+    "RANDOM INIT: no --pretrained weights; the model starts untrained "
+    "(fine for tests and the embedded demo; its embeddings mean nothing on real data)"
 )
+
 
 
 def register_configs(*paths: Path) -> None:
@@ -69,7 +70,6 @@ def create(model: str, pretrained: str | None = None, device: str = "cpu", preci
     m, pre_train, pre_val = open_clip.create_model_and_transforms(
         name, pretrained=tag, device=device, precision=precision, **kw)
     random_init = tag is None and not name.startswith(("local-dir:", "hf-hub:"))
-    if random_init:
-        log.warning(RANDOM_INIT_WARNING)
+    # (a random-init model is not warned about here: each tool says so once, in its own output)
     cfg = open_clip.get_model_config(name) or {}
     return LoadedModel(m, pre_train, pre_val, open_clip.get_tokenizer(name), name, tag, random_init, cfg)

@@ -192,6 +192,10 @@ def run_cluster(opts: Options, rows: list[dict], emb: E.Embeddings,
                              max_points_per_centroid=opts.max_points_per_centroid, use_gpu=use_gpu,
                              normalized=True, distinct=xg is not None)
     opts.timings["cluster_s"] = round(time.perf_counter() - t, 3)
+    if km.params["few_points"]:
+        n_fit = km.params["fit_on_distinct_rows"] or km.params["n"]
+        log(f"note: {n_fit} points for {k} clusters (fewer than {CL.FAISS_MIN_POINTS_PER_CENTROID} per cluster): "
+            "clusters may be uneven; fine for small tests, raise --cluster-size for fewer clusters")
     t = time.perf_counter()
     nn = KN.nearest_others(x, opts.knn, opts.dup_threshold, use_gpu=use_gpu, normalized=True)
     opts.timings["knn_s"] = round(time.perf_counter() - t, 3)

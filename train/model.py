@@ -40,6 +40,8 @@ def create(cfg: TrainConfig, device: str = "cpu") -> Built:
         world = int(os.environ.get("WORLD_SIZE", "1"))
         kw = {"init_logit_scale": math.log(cfg.siglip_init_scale), "init_logit_bias": cfg.siglip_bias(world)}
     lm = models.create(cfg.model, cfg.pretrained, device=device, **kw)
+    if lm.random_init:
+        log.warning(models.RANDOM_INIT_WARNING)
     base = lm.model
     if cfg.loss in RELATIVE_BIAS_LOSSES:  # fixed temperature; only the bias is learnt
         base.logit_scale.requires_grad_(False)
