@@ -548,7 +548,7 @@ class KG:
                 cat = self.attribute_category(a)
                 if a in out or cat is None or cat == "count" or not self.editable_category(o, cat):
                     continue
-                if self.typical(o, a):
+                if self.typical(o, a) or (a in lexicon.load("attributes")["not_on_people_words"] and self.is_person(o)):
                     continue
                 out[a] = cat
             pool = self._pools[key] = tuple(out.items())
@@ -638,7 +638,8 @@ class KG:
         ok = self._person.get(o)
         if ok is None:
             ok = self._person[o] = (o in lexicon.sensitive_words() or o in lexicon.load("attributes")["people"]
-                                    or self.wn.lexname(o) == "noun.person")
+                                    or self.wn.lexname(o) == "noun.person"
+                                    or self.wn.is_kind_of(o, "person"))  # 'person' itself is WordNet's noun.Tops
         return ok
 
     def is_animate(self, o: str) -> bool:

@@ -205,6 +205,8 @@ class Generator:
         kg = self.kg
         name = np.name
         own = {x for x, _ in np.atts}
+        if kg.is_person(name):  # 'a short person' -> 'a tall person', never 'a long person'
+            own |= set(lexicon.load("attributes")["not_on_people_words"])
         fact = attribute_fact(a, name)
         return [(kg.plausibility_att(name, to), c, [(span, to)], a, to, fact, (attribute_fact(to, name),), to)
                 for to in kg.attribute_candidates(a, CANDIDATES_PER_SLOT) if to not in own]

@@ -289,3 +289,18 @@ def test_add_att_contradicts_an_attribute_the_graph_knows():
     on_cup = [n for n in negs if "cup" in n.caption and "white" not in n.caption]
     assert on_cup, [n.text for n in negs]
     assert all(category[n.to] == "colour" and n.to != "white" for n in on_cup), [n.text for n in on_cup]
+
+
+def test_no_attribute_on_a_person_that_describes_no_person(wordnet_ready):
+    # COCO mini: 'Person cooking an eggs …' -> 'Long Person cooking an eggs …', 'a thick man'; a person
+    # takes no material, shape or pattern either ('a wooden man')
+    person = _graph([("person", ["short"]), ("egg", ["white"])], [(0, "cooking", 1)])
+    corpus = [person] + [_graph([("person", [a]), ("table", ["long", "wooden", "round"])], [])
+                         for a in ("long", "thick", "tall", "young", "wooden", "round", "striped")] * 2
+    negs, _ = _negatives(person, corpus, ("add_att", "replace_att", "swap_att"), seeds=20,
+                         wordnet=WordNet(enabled=True))  # (WordNet says what a person is)
+    on_person = [n for n in negs if any(f"{a} person" in n.text for a in
+                                        ("long", "thick", "wooden", "round", "striped", "wide", "flat"))]
+    assert not on_person, [n.text for n in on_person]
+    assert any("tall person" in n.text for n in negs), [n.text for n in negs]  # short -> tall stays
+    assert KG(WordNet(enabled=True)).is_person("person")  # WordNet files 'person' under noun.Tops

@@ -223,6 +223,10 @@ def _kg_for_negatives(g: SceneGraph, image_graph_twice: bool = False) -> KG:
     extra.add_object("g", ["dog"])
     extra.add_relation("d", "on", "e")
     extra.add_relation("f", "on", "g")
+    # and something under a couch: 'dogs under a couch' replaces 'on' by its converse in a place the
+    # corpus has (without WordNet, replace_rel asks the corpus whether anything is ever under a couch)
+    extra.add_object("j", ["ball"])
+    extra.add_relation("j", "under", "d")
     # and a white cat and a brown couch: 'a brown couch and a white cat' swaps objects plausibly
     extra.add_object("h", ["cat"], [], ["white"])
     extra.add_object("i", ["couch"], [], ["brown"])
