@@ -369,8 +369,8 @@ class Generator:
         if not known:
             return set()
         category = lexicon.attribute_category()
-        stated = {category.get(a) for a, _ in np.atts}
-        return {category.get(a) for a in known} & _exclusive() - stated
+        stated = {category[a] for a, _ in np.atts if a in category}
+        return {category[a] for a in known if a in category} & (_exclusive() - stated)
 
     def add_att_slots(self, c: Caption) -> list[tuple]:
         # Noun phrases whose object has a known attribute of an exclusive category first, alone: 'a cup'
