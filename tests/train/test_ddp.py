@@ -47,6 +47,7 @@ def _worker(rank, world, port, q):
     try:
         for loss in LOSSES:
             _rank_loss(rank, world, loss, q)
+        dist.barrier()  # both ranks done before either tears gloo down (a rank left mid-teardown can abort)
     finally:
         dist.destroy_process_group()
 
