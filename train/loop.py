@@ -120,6 +120,9 @@ def run(config: C.TrainConfig | dict, **overrides: Any) -> dict[str, Any]:
         raise ValueError("an output folder is required (--out DIR)")
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
+    import torch.distributed as dist
+
+    owns_group = int(os.environ.get("WORLD_SIZE", "1")) > 1 and not dist.is_initialized()
     rank, world, device = _dist_setup(cfg)
     _seed(cfg.seed + rank)
     urls = data.resolve_shards(cfg.shards)
@@ -248,7 +251,9 @@ def run(config: C.TrainConfig | dict, **overrides: Any) -> dict[str, Any]:
     if world > 1:
         import torch.distributed as dist
 
-        dist.barrier()
+        dist.barrier()  # rank 0's summary is written before any rank leaves
+        if owns_group:
+            dist.destroy_process_group()  # pytorch asks for it; a group left to finalisation can abort
     return summary
 
 

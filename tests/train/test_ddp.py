@@ -50,6 +50,12 @@ def _worker(rank, world, port, q):
         dist.barrier()  # both ranks done before either tears gloo down (a rank left mid-teardown can abort)
     finally:
         dist.destroy_process_group()
+    # Gloo's worker threads can still be joinable when the interpreter finalises and abort the process
+    # ('terminate called without an active exception', pytorch#190489); the results are in the queue, so
+    # flush it and leave without running C++ static destructors. An exception above still exits 1.
+    q.close()
+    q.join_thread()
+    os._exit(0)
 
 
 def _rank_loss(rank, world, loss, q):
