@@ -19,6 +19,8 @@ see only the two texts and must say which one is the negative. 0.5 is blind; 1.0
    caption, 0.5 on a tie. Its mean is the accuracy of "the less likely text is the negative"; far
    below 0.5 is as spottable as far above ("the more likely text is the negative": added common
    words raise the mean per-token likelihood), so `lm_either_way` = max(score, 1 − score) is given too.
+   It is `kgaug.fluency.BigramLM`, the model family `kgaug build`'s adversarial refinement balances
+   against: on a refined table it is no independent judge (the detector is).
 
 Also per type: pairs, images that have the type and their share of the table's rows (coverage).
 Prints a markdown table; `--json FILE` writes the numbers. Deterministic for a seed.
@@ -29,7 +31,6 @@ from __future__ import annotations
 import argparse
 import math
 import os
-import re
 import sys
 import zlib
 from collections import Counter
@@ -43,18 +44,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from clusterbuild.contract import NEGATIVE_TYPES  # noqa: E402
 from clusterbuild.shardio import atomic_write_json  # noqa: E402
+from kgaug.fluency import BOS, EOS, BigramLM, tokens  # noqa: E402  (the LM `kgaug build` refines against)
 from kgaug.table import read_rows  # noqa: E402
 
-_TOKEN = re.compile(r"[a-z0-9]+(?:'[a-z]+)?")
-BOS, EOS = "<s>", "</s>"
-
-
 # --- pure maths ----------------------------------------------------------------------------------
-
-def tokens(text: str) -> list[str]:
-    """Lower-cased word tokens (punctuation dropped)."""
-    return _TOKEN.findall((text or "").lower())
-
 
 def ngrams(text: str) -> list[str]:
     """Unigrams and bigrams of a text, the bigrams with sentence boundaries ("<s> a", "dog </s>")."""
@@ -120,45 +113,6 @@ def fit_logistic(x: np.ndarray, y: np.ndarray, l2: float, max_iter: int = 200) -
 def predict_logistic(x: np.ndarray, w: np.ndarray, b: float) -> np.ndarray:
     """1 where the model says the first text is the negative."""
     return (x @ w + b > 0).astype(np.int64)
-
-
-@dataclass
-class BigramLM:
-    """Add-one unigram model, bigram interpolated with it (weight `lam` on the bigram estimate)."""
-
-    unigrams: Counter
-    bigrams: Counter
-    contexts: Counter
-    total: int
-    lam: float = 0.7
-
-    @classmethod
-    def fit(cls, texts: Iterable[str], lam: float = 0.7) -> BigramLM:
-        uni: Counter = Counter()
-        bi: Counter = Counter()
-        ctx: Counter = Counter()
-        for t in texts:
-            seq = [BOS, *tokens(t), EOS]
-            uni.update(seq[1:])
-            for a, c in zip(seq, seq[1:]):
-                bi[(a, c)] += 1
-                ctx[a] += 1
-        return cls(uni, bi, ctx, sum(uni.values()), lam)
-
-    def p_unigram(self, w: str) -> float:
-        return (self.unigrams.get(w, 0) + 1) / (self.total + len(self.unigrams) + 1)  # +1: unknown words
-
-    def log_prob(self, prev: str, w: str) -> float:
-        pu = self.p_unigram(w)
-        c = self.contexts.get(prev, 0)
-        if not c:
-            return math.log(pu)
-        return math.log(self.lam * self.bigrams.get((prev, w), 0) / c + (1 - self.lam) * pu)
-
-    def per_token(self, text: str) -> float:
-        """Mean log-likelihood per token (the end of sentence counts as a token)."""
-        seq = [BOS, *tokens(text), EOS]
-        return sum(self.log_prob(a, c) for a, c in zip(seq, seq[1:])) / (len(seq) - 1)
 
 
 def lm_hit(lm: BigramLM, positive: str, negative: str) -> float:

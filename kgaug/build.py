@@ -31,7 +31,17 @@ import pyarrow.parquet as pq
 
 from kgaug import lexicon
 from kgaug.captions import Caption, caption_to_dict
-from kgaug.generate import SpillRecord, generate_tables, read_spill, spill_blobs, write_spill
+from kgaug.fluency import FLOOR
+from kgaug.generate import (
+    LM_MIN_TOKENS,
+    SpillRecord,
+    calibrate,
+    fit_lm,
+    generate_tables,
+    read_spill,
+    spill_blobs,
+    write_spill,
+)
 from kgaug.kg import KG
 from kgaug.negatives import TYPES, Generator
 from kgaug.progress import progress_bar
@@ -72,6 +82,8 @@ class BuildConfig:
     batch_size: int = 256
     region_captions: int = 3
     workers: int = 0  # processes for both passes; 0 = one per CPU core for large inputs
+    refine: bool = True  # adversarial refinement against a text-only LM of the corpus (kgaug/fluency.py)
+    refine_floor: float = FLOOR  # the least share of a type's leaning side the refinement keeps
     progress: bool = True
     rewrite: RewriteConfig | None = None  # `--rewrite ollama` (kgaug/rewrite.py); None: off
 
@@ -555,6 +567,19 @@ def _pass1_parallel(kg: KG, report: Report, spill: Path, bar, skips: list[Skip],
     return n
 
 
+def _refinement(spill: Path, kg: KG, gen: Generator, cfg: BuildConfig) -> dict:
+    """Fit the corpus LM and calibrate `gen` against it (kgaug/fluency.py); what the report shows."""
+    lms, texts = fit_lm(spill)
+    tokens = [lm.total for lm in lms]
+    info: dict = {"lm_captions": texts, "lm_tokens": sum(tokens)}
+    if min(tokens) < LM_MIN_TOKENS:
+        info["off"] = f"a half of the corpus has {min(tokens)} caption tokens, fewer than {LM_MIN_TOKENS}"
+        return info
+    gen.lms = lms
+    info["types"] = calibrate(spill, kg, gen, cfg, floor=cfg.refine_floor)
+    return info
+
+
 class PartWriter:
     """Arrow tables (any number of rows each) -> part-NNNNN.parquet files of `rows_per_part` rows,
     written in row groups of ROW_GROUP rows so memory does not grow with the part size. The row
@@ -641,6 +666,8 @@ def build(cfg: BuildConfig, console=None) -> Report:
         gc.freeze()
         t1 = time.perf_counter()
         gen = Generator(kg, cfg.negatives_per_type)
+        if cfg.refine and cfg.negatives_per_type > 0:
+            report.extra["refinement"] = _refinement(spill, kg, gen, cfg)
         tmp_dir = out / (TABLE_DIR + ".tmp")
         shutil.rmtree(tmp_dir, ignore_errors=True)
         tmp_dir.mkdir()

@@ -54,6 +54,12 @@ def build(
     workers: int = typer.Option(0, "--workers", min=0, help="Processes for both passes: reading VG "
                                 "scene_graphs.json in byte ranges or parsing captions with spaCy, and negative "
                                 "generation (0: one per core for large inputs). Output bytes do not depend on it."),
+    refine: bool = typer.Option(True, "--refine/--no-refine", help="Adversarial refinement: thin the negatives of "
+                                "a type that a text-only LM of the corpus's captions tells from their caption, "
+                                "choosing other valid edits instead (counted in report.json)."),
+    refine_floor: float = typer.Option(0.2, "--refine-floor", min=0.0, max=1.0, help="The least share of a "
+                                       "type's negatives on the side the LM tells apart that refinement keeps "
+                                       "(1: keep all, as --no-refine)."),
     progress: bool = typer.Option(True, "--progress/--no-progress"),
     rewrite: str = typer.Option(None, "--rewrite", help="LLM rewrites of the pseudo-captions, each checked against "
                                 "the scene graph: 'ollama' (a local Ollama server). Off by default."),
@@ -97,7 +103,7 @@ def build(
                       sensitive=sensitive, seed=seed, limit=limit, spacy_model=spacy_model, conceptnet=conceptnet,
                       wordnet=not no_wordnet, negatives_per_type=negatives_per_type, pseudo_captions=n_pseudo,
                       kg=kg, rows_per_part=rows_per_part, region_captions=region_captions, workers=workers,
-                      progress=progress, rewrite=rc)
+                      refine=refine, refine_floor=refine_floor, progress=progress, rewrite=rc)
     try:
         report = run(cfg)
     except (InputError, SpacyModelMissing, WordNetMissing, OllamaUnavailable) as e:

@@ -11,6 +11,7 @@ import os
 import pickle
 import random
 import struct
+import zlib
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -19,7 +20,7 @@ from typing import NamedTuple
 
 import pyarrow as pa
 
-from kgaug import lexicon
+from kgaug import fluency, lexicon
 from kgaug.captions import caption_from_dict, pseudo_captions
 from kgaug.evidence import Evidence
 from kgaug.kg import KG
@@ -29,6 +30,9 @@ from kgaug.scene_graph import SceneGraph, packed_json
 from kgaug.table import table_from_rows
 
 CHUNK = 128
+LM_MAX_TEXTS = 500_000  # captions the refinement's LM is fitted on (the spill's first; enough for bigrams)
+LM_MIN_TOKENS = 500  # per half: below this the corpus is too small to say what reads as unlikely
+CALIBRATION_IMAGES = 2_000  # images whose negatives say which way each type leans
 PARALLEL_MIN_ROWS = 2000  # below this, starting processes costs more than it saves
 _LEN = struct.Struct("<I")
 _PICKLE_PROTO = pickle.PROTO[0]
@@ -86,16 +90,70 @@ def _object_view(graph: SceneGraph) -> SceneGraph:
     return SceneGraph(objs, [r for r in graph.relations if r.subject in kept and r.object in kept])
 
 
-def _row(blob: bytes, kg: KG, gen: Generator, cfg, report: Report) -> tuple:
-    """One table row, as `table_from_rows` takes it (`TABLE_SCHEMA` column order)."""
-    line = read_spill(blob)
+def _image(line: SpillRecord, kg: KG, cfg, rng: random.Random):
+    """An image's graph, pseudo-captions, parsed human captions and evidence."""
     graph = SceneGraph.from_tuples(line.graph)
-    rng = random.Random(f"{cfg.seed}:{line.key}")
     # Only attributes the KG finds describable (a subset of what captions.describable accepts, so
     # the captions' own test would change nothing: tests/kgaug/test_units.py checks it).
     pseudo = pseudo_captions(_object_view(graph), cfg.pseudo_captions, rng, kg.describable, kg.predicative)
     human = [caption_from_dict(d) for d in line.parsed]
-    ev = Evidence(graph, kg, set(line.words))
+    return graph, pseudo, human, Evidence(graph, kg, set(line.words))
+
+
+def fold(key: str) -> int:
+    """The half of the corpus an image belongs to (0 or 1, from its key): its captions fit one LM and
+    its negatives are scored by the other, so a caption is never scored by a model that has read it."""
+    return zlib.crc32(key.encode()) & 1
+
+
+def fit_lm(spill: Path, limit: int = LM_MAX_TEXTS) -> tuple[tuple[fluency.BigramLM, fluency.BigramLM], int]:
+    """The refinement's two LMs, one per half of the images (`fold`), each fitted on the other half's
+    captions (human captions; VG: region phrases), in spill order; and how many captions were read."""
+    texts: tuple[list[str], list[str]] = ([], [])
+    n = 0
+    for blob in spill_blobs(spill):
+        line = read_spill(blob)
+        texts[1 - fold(line.key)].extend(line.captions)  # scored by the other half's model
+        n += len(line.captions)
+        if n >= limit:
+            break
+    return (fluency.BigramLM.fit(texts[0]), fluency.BigramLM.fit(texts[1])), n
+
+
+def calibrate(spill: Path, kg: KG, gen: Generator, cfg, images: int = CALIBRATION_IMAGES,
+              floor: float = fluency.FLOOR) -> dict:
+    """Which way each type's negatives lean and how strongly, on the spill's first `images` images
+    (refinement off, draws of their own, rejections not counted): sets `gen.refine` and returns what
+    the report shows of it."""
+    gen.refine = {}
+    saved = Counter(gen.rejected)
+    gaps: dict[str, list[float]] = {}
+    try:
+        for i, blob in enumerate(spill_blobs(spill)):
+            if i >= images:
+                break
+            line = read_spill(blob)
+            rng = random.Random(f"{cfg.seed}:calibrate:{line.key}")
+            _, pseudo, human, ev = _image(line, kg, cfg, rng)
+            lm = gen.lms[fold(line.key)]
+            for n in gen.for_image(human + pseudo, ev, rng):
+                gaps.setdefault(n.type, []).append(fluency.gap(lm, n.text, n.caption))
+    finally:
+        gen.rejected = saved
+    gen.refine = fluency.acceptance(gaps, floor)
+    names = {-1: "less likely than its caption", 0: "neither", 1: "more likely than its caption"}
+    return {kind: {"sample_negatives": len(gs), "less_likely_share": round(sum(g < 0 for g in gs) / len(gs), 4),
+                   "leans": names[gen.refine[kind][0]], "keep": round(gen.refine[kind][1], 4)}
+            for kind, gs in sorted(gaps.items())}
+
+
+def _row(blob: bytes, kg: KG, gen: Generator, cfg, report: Report) -> tuple:
+    """One table row, as `table_from_rows` takes it (`TABLE_SCHEMA` column order)."""
+    line = read_spill(blob)
+    rng = random.Random(f"{cfg.seed}:{line.key}")
+    graph, pseudo, human, ev = _image(line, kg, cfg, rng)
+    if gen.lms:
+        gen.lm = gen.lms[fold(line.key)]
     negs = gen.for_image(human + pseudo, ev, rng) if cfg.negatives_per_type > 0 else []
     report.counts["pseudo_captions"] += len(pseudo)
     report.counts["hard_negatives"] += len(negs)

@@ -14,7 +14,7 @@ from collections import Counter
 from functools import lru_cache, partial
 from typing import Final
 
-from kgaug import lexicon
+from kgaug import fluency, lexicon
 from kgaug.captions import NP, ORDER, Caption, Span
 from kgaug.captions import shuffle as _shuffle  # (tests compare it with Random.shuffle)
 from kgaug.evidence import Evidence
@@ -170,6 +170,13 @@ class Generator:
         self.per_type = per_type
         self.rejected: Counter = Counter()  # (type, reason) -> n
         self._ev: Evidence | None = None  # the image `for_image` is working on
+        self._rng: random.Random | None = None  # its seeded draws
+        # Adversarial refinement (kgaug/fluency.py): the corpus's two LMs (one per half of the images,
+        # `generate.fold`), the one scoring this image and, per type, (the side its negatives lean to,
+        # the probability one of that side is kept); empty = off.
+        self.lms: tuple[fluency.BigramLM, ...] = ()
+        self.lm: fluency.BigramLM | None = None
+        self.refine: dict[str, tuple[int, float]] = {}
 
     def _reject(self, kind: str, reason: str) -> None:
         self.rejected[kind, reason] += 1
@@ -441,6 +448,7 @@ class Generator:
         out: list[Negative] = []
         rand = rng.random
         self._ev = ev
+        self._rng = rng
         for kind in TYPES:
             list_slots, expand = getattr(self, kind + "_slots"), getattr(self, kind)
             slots = [s for c in captions for s in list_slots(c)]
@@ -488,10 +496,25 @@ class Generator:
             folded = text.lower()
             if text == c.text or folded in kept:
                 continue
+            if self.refine and not self._balanced(kind, text, c.text):
+                continue
             kept.add(folded)
             out.append(Negative(kind, text, frm, to, fact, plaus, c.text, new_facts, check))
             break
         return len(kept) >= self.per_type
+
+
+    def _balanced(self, kind: str, text: str, caption: str) -> bool:
+        """Keep a negative of the side its type leans to (the text-only LM finds it less, or more,
+        likely than its caption) only with the refinement's probability; the rest are kept."""
+        rule = self.refine.get(kind)
+        lm, rng = self.lm, self._rng
+        if rule is None or rule[0] == 0 or lm is None or rng is None:
+            return True
+        if fluency.side(fluency.gap(lm, text, caption)) != rule[0] or rng.random() < rule[1]:
+            return True
+        self._reject(kind, fluency.REFINED)
+        return False
 
 
 def _first_categorised(atts: list[tuple[str, Span]]) -> tuple[str, Span] | None:

@@ -25,6 +25,17 @@ def summary_text(report: Report, out: str) -> str:
         lines.append("  dropped inside kept records:")
         for reason, n in report.record_problems.most_common(5):
             lines.append(f"    {n:>7}  {reason}")
+    ref = report.extra.get("refinement")
+    if ref:
+        if "off" in ref:
+            lines.append(f"  refinement: off ({ref['off']})")
+        else:
+            from kgaug.fluency import REFINED
+
+            dropped = {k: v[REFINED] for k, v in sorted(report.negative_rejections.items()) if v.get(REFINED)}
+            lines.append(f"  refinement: turned down {sum(dropped.values())} candidates a text-only LM of the captions"
+                         " tells from their caption" + (" (" + ", ".join(f"{k} {n}" for k, n in dropped.items()) + ")"
+                                            if dropped else ""))
     kg = report.extra.get("kg", {})
     lines.append(f"  KG: {kg.get('nodes', 0)} nodes, {kg.get('edges', 0)} edges (wordnet: {kg.get('wordnet')}, "
                  f"conceptnet edges: {kg.get('conceptnet_edges', 0)})")

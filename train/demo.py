@@ -137,14 +137,17 @@ def wordnet_available() -> bool:
 def stage_build(ch: Chain, world_dir: Path, seed: int, wordnet: bool = False) -> Path:
     """`kgaug build --source vg` on the world. WordNet is off by default: the world's words are all in
     its own lexicon, a fresh clone has no WordNet data, and (2026-11-27) `kgaug build` with WordNet
-    crashed in its worker pool on 3,000 images (nltk file handles shared across forked workers)."""
+    crashed in its worker pool on 3,000 images (nltk file handles shared across forked workers).
+    Adversarial refinement is off (`--no-refine`): the world's captions come from one template grammar,
+    so a text-only LM of them learns only the world's word frequencies; the ablation's evidence is for
+    the world's full table (docs/RESULTS.md)."""
     table = ch.out / "table"
     local = Path(__file__).resolve().parents[1] / ".cache" / "nltk_data"  # where `make test-assets` puts it
     if "NLTK_DATA" not in os.environ and local.is_dir():
         os.environ["NLTK_DATA"] = str(local)
     extra = [] if wordnet and wordnet_available() else ["--no-wordnet"]
     ch.cli("kgaug", "build", "--source", "vg", "--vg-dir", str(world_dir), "--out", str(table),
-           "--seed", str(seed), *extra)
+           "--seed", str(seed), "--no-refine", *extra)
     return table
 
 
