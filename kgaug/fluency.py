@@ -23,6 +23,7 @@ _TOKEN = re.compile(r"[a-z0-9]+(?:'[a-z]+)?")
 BOS, EOS = "<s>", "</s>"
 REFINED = "refined: a text-only LM tells it from its caption"
 FLOOR = 0.2  # the least share of a type's leaning side kept: a type is thinned, never removed
+MIN_SAMPLE = 50  # a type with fewer calibration negatives is left alone: too few to say it leans
 
 
 def tokens(text: str) -> list[str]:
@@ -78,15 +79,17 @@ def side(g: float) -> int:
     return (g > 0) - (g < 0)
 
 
-def acceptance(gaps: Mapping[str, Iterable[float]], floor: float = FLOOR) -> dict[str, tuple[int, float]]:
+def acceptance(gaps: Mapping[str, Iterable[float]], floor: float = FLOOR,
+               min_sample: int = MIN_SAMPLE) -> dict[str, tuple[int, float]]:
     """Per type, (the side its negatives lean to, the probability a negative of that side is kept) so
     that as many kept negatives are less likely than their caption as more likely: the minority side's
-    count over the majority's, at least `floor`. A type that does not lean gets (0, 1.0)."""
+    count over the majority's, at least `floor`. A type that does not lean, or has fewer than
+    `min_sample` gaps (rare types, swaps on small corpora: too few to tell), gets (0, 1.0)."""
     out: dict[str, tuple[int, float]] = {}
     for kind, gs in gaps.items():
         n = Counter(side(g) for g in gs)
         lo, hi = n[-1], n[1]
-        if lo == hi:
+        if lo == hi or sum(n.values()) < min_sample:
             out[kind] = (0, 1.0)
         else:
             lean = -1 if lo > hi else 1

@@ -16,13 +16,15 @@ from kgaug.wordnet import WordNet
 
 
 def test_acceptance_keeps_the_leaning_side_in_proportion_to_the_other():
-    rules = fluency.acceptance({"replace_rel": [-0.3, -0.2, -0.1, -0.4, 0.2],  # 4 less likely, 1 more
-                                "add_obj": [0.1, 0.2, -0.1, 0.0],  # 2 more, 1 less, a tie
-                                "swap_att": [0.1, -0.1],
-                                "add_att": [-0.1] * 20}, floor=0.2)
+    rules = fluency.acceptance({"replace_rel": [-0.3, -0.2, -0.1, -0.4, 0.2] * 10,  # 4 less likely, 1 more
+                                "add_obj": [0.1, 0.2, -0.1, 0.0] * 20,  # 2 more, 1 less, a tie
+                                "swap_att": [0.1, -0.1] * 30,
+                                "swap_obj": [-0.1] * 49,  # too few to say it leans
+                                "add_att": [-0.1] * 60}, floor=0.2)
     assert rules["replace_rel"] == (-1, 0.25)
     assert rules["add_obj"] == (1, 0.5)
     assert rules["swap_att"] == (0, 1.0)
+    assert rules["swap_obj"] == (0, 1.0)
     assert rules["add_att"] == (-1, 0.2)  # never below the floor: a type is thinned, not removed
 
 
