@@ -234,9 +234,16 @@ class Generator:
                 for r in c.rels if r.subj == i or r.obj == i]
         rest = [n for n in others if n != name]
         singular = lexicon.singular
+        # A noun modifier (no attribute category: 'speed' bike, 'tennis' ball) belongs to its noun: it
+        # stays only on a new object the corpus shows it on ('a speed street', 'a tennis counter').
+        category = lexicon.attribute_category()
+        bound = [a for a in atts if a not in category]
         for to in kg.object_candidates(name, CANDIDATES_PER_SLOT):
             if to in others or singular(to)[1]:
                 continue  # a plural-only word ("people") would break the article and verb number
+            if bound and not all(kg.shows_attribute(to, a) for a in bound):
+                self._reject("replace_obj", "implausible: a noun modifier the corpus never shows on the new object")
+                continue
             if atts or rels:
                 scores = [kg.plausibility_att(to, a) for a in atts]
                 for pr, other, subj in rels:

@@ -304,3 +304,29 @@ def test_no_attribute_on_a_person_that_describes_no_person(wordnet_ready):
     assert not on_person, [n.text for n in on_person]
     assert any("tall person" in n.text for n in negs), [n.text for n in negs]  # short -> tall stays
     assert KG(WordNet(enabled=True)).is_person("person")  # WordNet files 'person' under noun.Tops
+
+
+def test_replace_obj_keeps_a_noun_modifier_only_where_the_corpus_shows_it(wordnet_ready):
+    # COCO mini: 'a speed bike locked to a black pole' -> 'a speed street …', 'hit a tennis ball' ->
+    # 'hit a tennis counter'. A colour moves with any object; 'speed' and 'tennis' belong to their noun.
+    wn = WordNet(enabled=True)
+    bike = _graph([("bike", ["speed"]), ("pole", ["black"])], [(0, "locked to", 1)])
+    ball = _graph([("woman", []), ("ball", ["tennis", "yellow"])], [(0, "hit", 1)])
+    things = _graph([("street", ["wet"]), ("counter", ["white"]), ("car", ["red"])], [])
+    for g, name, mod in ((bike, "bike", "speed"), (ball, "ball", "tennis")):
+        negs, gen = _negatives(g, [bike, ball, things], ("replace_obj",), wordnet=wn)
+        assert not [n.text for n in negs if n.from_ == name and mod in n.text], [n.text for n in negs]
+        assert gen.rejected["replace_obj", "implausible: a noun modifier the corpus never shows on the new object"]
+    fast_car = _graph([("car", ["speed"])], [])
+    negs, _ = _negatives(bike, [bike, things, fast_car], ("replace_obj",), wordnet=wn)
+    assert [n.text for n in negs if n.to == "car" and "speed car" in n.text]  # the corpus has a 'speed car'
+
+
+def test_see_through_is_no_object(spacy_model: str):
+    # COCO mini coco_116479: 'A canopy bed with white see through curtains.' gave the object 'see' and,
+    # from it, the pseudo-caption 'a white bed in a room, a white see and a white covering'.
+    from kgaug.parse import load_nlp, to_caption
+
+    nlp = load_nlp(spacy_model)
+    c = to_caption(nlp("A canopy bed with white see through curtains."))
+    assert "see" not in [n.name for n in c.nps] and "bed" in [n.name for n in c.nps]
