@@ -516,8 +516,8 @@ class Generator:
         likely than its caption) only with the refinement's probability; the rest are kept."""
         rule = self.refine.get(kind)
         lm, rng = self.lm, self._rng
-        if rule is None or rule[0] == 0 or lm is None or rng is None:
-            return True
+        if rule is None or rule[0] == 0 or rule[1] >= 1.0 or lm is None or rng is None:
+            return True  # (no draw: a type kept whole gives the rows of a build without refinement)
         if fluency.side(fluency.gap(lm, text, caption)) != rule[0] or rng.random() < rule[1]:
             return True
         self._reject(kind, fluency.REFINED)

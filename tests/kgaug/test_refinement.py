@@ -63,3 +63,19 @@ def test_a_generator_keeps_none_of_the_refused_side_and_counts_them():
     assert not [n for n in after if n.type in refined.refine and fluency.gap(lm, n.text, n.caption) < 0]
     assert sum(n for (k, r), n in refined.rejected.items() if r == fluency.REFINED) > 0
     assert not [k for k, r in plain.rejected if r == fluency.REFINED]
+
+
+def test_a_type_kept_whole_gives_the_negatives_of_no_refinement():
+    g = _world()
+    kg = KG(WordNet(enabled=False))
+    kg.add_graph(g)
+    kg.finalize()
+    lm = fluency.BigramLM.fit(["a black cat on a wooden table", "a red cup on a wooden table"] * 5)
+    plain, whole = Generator(kg, per_type=4), Generator(kg, per_type=4)
+    whole.lms, whole.lm = (lm,), lm
+    whole.refine = {k: (-1, 1.0) for k in ("add_att", "add_obj", "replace_att", "replace_obj")}  # --refine-floor 1
+    for seed in range(4):
+        caps = pseudo_captions(g, 3, random.Random(seed))
+        a = plain.for_image(caps, Evidence(g, kg), random.Random(seed))
+        b = whole.for_image(caps, Evidence(g, kg), random.Random(seed))
+        assert [n.row() for n in a] == [n.row() for n in b]
