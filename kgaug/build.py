@@ -668,6 +668,7 @@ def build(cfg: BuildConfig, console=None) -> Report:
         gen = Generator(kg, cfg.negatives_per_type)
         if cfg.refine and cfg.negatives_per_type > 0:
             report.extra["refinement"] = _refinement(spill, kg, gen, cfg)
+            report.extra["refinement"]["seconds"] = round(time.perf_counter() - t1, 2)  # (part of "generate")
         tmp_dir = out / (TABLE_DIR + ".tmp")
         shutil.rmtree(tmp_dir, ignore_errors=True)
         tmp_dir.mkdir()
