@@ -186,3 +186,22 @@ def test_coco_refinement_balances_what_a_text_only_lm_sees(coco_build: Path):
     assert thinned
     for k in thinned:
         assert sum(s < 0 for s in sides[k]) / len(sides[k]) <= 0.6, k
+
+
+def test_a_vg_kg_gives_a_small_caption_corpus_the_evidence_it_lacks(vg_build: Path, coco_mini_dir: Path,
+                                                                     spacy_model: str, tmp_path: Path):
+    # 30 COCO images alone rarely show an attribute on a new object or an object's usual company; the VG
+    # build's kg.json (`--kg`) lends its counts: more negatives, fewer refused for lack of evidence.
+    reports = []
+    for name, extra in (("alone", ()), ("with_vg", ("--kg", str(vg_build / "kg.json")))):
+        out = tmp_path / name
+        code, log = run_build("--source", "coco", "--captions", str(coco_mini_dir / "captions_val2017_subset.json"),
+                              "--images", str(coco_mini_dir / "images"), "--out", str(out), "--limit", "30",
+                              "--spacy-model", spacy_model, *extra)
+        assert code == 0, log
+        reports.append(read_report(out))
+    alone, with_vg = reports
+    modifier = "implausible: a noun modifier the corpus never shows on the new object"
+    assert with_vg["counts"]["hard_negatives"] > alone["counts"]["hard_negatives"] * 1.1
+    assert with_vg["negative_rejections"]["replace_obj"][modifier] < alone["negative_rejections"]["replace_obj"][modifier]
+    assert with_vg["kg"]["nodes"] > alone["kg"]["nodes"]
