@@ -19,6 +19,7 @@ ENV PATH=/opt/kgclip/bin:$PATH
 
 WORKDIR /src
 COPY pyproject.toml README.md ./
+COPY kgclip ./kgclip
 COPY kgaug ./kgaug
 COPY clusterbuild ./clusterbuild
 COPY train ./train

@@ -121,7 +121,7 @@ def bench_embed(n: int, model: str, batch: int, repeats: int, tmp: Path, workers
     from PIL import Image
 
     from clusterbuild import embed as E
-    from clusterbuild import models
+    from kgclip import models
 
     img_dir = tmp / "imgs"
     img_dir.mkdir(exist_ok=True)

@@ -71,7 +71,7 @@ def make_shards(folder: Path, n: int) -> list[str]:
         meta = C.make_meta(key, "coco", cs, [{"text": "a photo of " + first, "facts": []}], negs, cluster_id=i // 8)
         samples.append(C.Sample(key, buf.getvalue(), "jpg", cs[0], meta))
     shardio.write_shard_set(folder, samples, samples_per_shard=32)
-    return sorted(str(p) for p in shardio.list_shards(folder))
+    return sorted(str(p) for p in C.list_shards(folder))
 
 
 def run_open_clip(shards: list[str], args, tmp: Path, siglip: bool) -> list[float]:
@@ -80,7 +80,7 @@ def run_open_clip(shards: list[str], args, tmp: Path, siglip: bool) -> list[floa
     name = "oc-siglip" if siglip else "oc-clip"
     pattern = str(Path(shards[0]).parent / C.brace_pattern([Path(s).name for s in shards]))
     n = args.steps * args.batch_size
-    cmd = [sys.executable, "-c", OPEN_CLIP_WRAPPER, str(ROOT / "clusterbuild" / "model_configs"),
+    cmd = [sys.executable, "-c", OPEN_CLIP_WRAPPER, str(ROOT / "kgclip" / "model_configs"),
            "--train-data", pattern, "--dataset-type", "webdataset", "--train-num-samples", str(n),
            "--batch-size", str(args.batch_size), "--epochs", "1", "--model", args.model, "--workers", "1",
            "--lr", "5e-4", "--warmup", "10", "--logs", str(tmp / "oc_logs"), "--name", name,

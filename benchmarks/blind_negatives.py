@@ -43,9 +43,9 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from clusterbuild.contract import NEGATIVE_TYPES  # noqa: E402
-from clusterbuild.shardio import atomic_write_json  # noqa: E402
 from kgaug.fluency import BOS, EOS, BigramLM, tokens  # noqa: E402  (the LM `kgaug build` refines against)
 from kgaug.table import read_rows  # noqa: E402
+from kgclip.atomic import atomic_write_json  # noqa: E402
 
 # --- pure maths ----------------------------------------------------------------------------------
 

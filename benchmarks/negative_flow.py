@@ -32,14 +32,13 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from clusterbuild import contract as C  # noqa: E402
-from clusterbuild import shardio  # noqa: E402
 from train import ahnm, data  # noqa: E402
 from train import config as TC  # noqa: E402
 
 
 def table_counts(urls: list[str]) -> dict[str, int]:
     counts: collections.Counter = collections.Counter()
-    for s in shardio.iter_samples(urls):
+    for s in C.iter_samples(urls):
         counts.update(n["type"] for n in s.meta.get("hard_negatives", []))
     return dict(sorted(counts.items()))
 

@@ -62,7 +62,7 @@ def edits(caption: str, colours: list[str], shapes: list[str], rng: random.Rando
 
 def rewrite(src: str, preset: str) -> Iterator[C.Sample]:
     cfg = WorldConfig.preset(preset)
-    for s in shardio.iter_samples(data.resolve_shards([src])):
+    for s in C.iter_samples(data.resolve_shards([src])):
         rng = random.Random(s.key)
         meta = dict(s.meta)
         meta["hard_negatives"] = [{"type": typ, "text": t, "from": "", "to": "", "caption": s.txt}

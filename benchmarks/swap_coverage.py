@@ -46,10 +46,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from clusterbuild.shardio import atomic_write_json  # noqa: E402
 from kgaug import lexicon  # noqa: E402
 from kgaug.captions import NP, Caption  # noqa: E402
 from kgaug.table import read_report, read_rows  # noqa: E402
+from kgclip.atomic import atomic_write_json  # noqa: E402
 
 KINDS = ("swap_att", "swap_obj")
 GOALS = {"swap_att": 0.60, "swap_obj": 0.50}

@@ -18,9 +18,12 @@ from __future__ import annotations
 import json
 import math
 import re
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
+
+from kgclip import atomic, vocab
 
 SCHEMA = "kgclip.sample/1"
 
@@ -38,20 +41,10 @@ STATS_SUFFIX = "_stats.json"  # <shard stem>_stats.json, img2dataset style
 PARQUET_SUFFIX = ".parquet"  # <shard stem>.parquet: one row per sample, same order as the tar
 SHARD_PATTERN = "{index:06d}.tar"
 SHARD_RE = re.compile(r"^(\d{6})\.tar$")
-TMP_PREFIX = "."  # in-progress files are hidden: ".000003.tar.tmp-<pid>"
-TMP_SUFFIX = ".tmp"
+TMP_PREFIX, TMP_SUFFIX = atomic.TMP_PREFIX, atomic.TMP_SUFFIX  # in-progress files: ".000003.tar.tmp-<pid>-<thread>"
 
-# --- hard-negative types (SugarCrepe's seven + relation reversal) --------------------------------
-NEGATIVE_TYPES: tuple[str, ...] = (
-    "replace_obj",
-    "replace_att",
-    "replace_rel",
-    "swap_obj",
-    "swap_att",
-    "add_obj",
-    "add_att",
-    "reverse_rel",
-)
+# --- hard-negative types (SugarCrepe's seven + relation reversal; kgaug generates them in this order) --
+NEGATIVE_TYPES: tuple[str, ...] = vocab.NEGATIVE_TYPES
 
 KEY_RE = re.compile(r"^[A-Za-z0-9_\-]+$")
 
@@ -282,3 +275,32 @@ def parquet_row(sample: Sample) -> dict[str, Any]:
         "weight": float(m.get("weight", 1.0)),
         "json": dumps_json(m).decode("utf-8"),
     }
+
+
+def iter_samples(urls: str | list[str]) -> Iterator[Sample]:
+    """Every sample of `urls`, in order, read through webdataset and decoded to `Sample` (image left
+    as bytes)."""
+    from kgclip.wds import open_webdataset
+
+    ds = open_webdataset(urls)
+    try:
+        for raw in ds:
+            if not raw:  # webdataset >= 0.2.96 yields {} at the end of each shard
+                continue
+            yield decode_sample(raw)
+    finally:
+        close = getattr(ds, "close", None)
+        if close:
+            close()
+
+
+# --- reading a shard folder ------------------------------------------------------------------------
+
+def list_shards(folder: str | Path) -> list[Path]:
+    """Final shard tars of a folder in index order (temp files are ignored)."""
+    return sorted(p for p in Path(folder).iterdir() if SHARD_RE.match(p.name))
+
+
+def read_sizes(folder: str | Path) -> dict[str, int]:
+    """`sizes.json` of a shard folder: {shard file name: sample count}."""
+    return json.loads((Path(folder) / SIZES_FILE).read_text())

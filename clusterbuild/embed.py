@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from clusterbuild import images
-from clusterbuild.shardio import atomic_write_bytes, atomic_write_json
+from kgclip.atomic import atomic_write_bytes, atomic_write_json
 
 KIND_CAPTION, KIND_PSEUDO, KIND_NEGATIVE = 0, 1, 2
 MANIFEST = "manifest.json"

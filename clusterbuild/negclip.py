@@ -16,7 +16,7 @@ from collections import Counter
 from pathlib import Path
 
 from clusterbuild import contract as C
-from clusterbuild import shardio
+from kgclip.atomic import atomic_write_bytes
 
 COLUMNS = ("title", "filepath", "neg_caption", "neg_image")
 
@@ -62,16 +62,16 @@ def negclip_rows(samples: list[C.Sample], paths: list[str]) -> tuple[list[dict],
 def export(folder: Path, out_tsv: Path, images_dir: Path | None = None) -> Counter:
     """Write `out_tsv`; images are extracted from the tars into `images_dir` (default `<tsv>_images/`)."""
     folder, out_tsv = Path(folder), Path(out_tsv)
-    shards = shardio.list_shards(folder)
+    shards = C.list_shards(folder)
     if not shards:
         raise FileNotFoundError(f"{folder}: no shard tars (NNNNNN.tar); is it a clusterbuild shard folder?")
     images_dir = Path(images_dir) if images_dir else out_tsv.with_name(out_tsv.stem + "_images")
     images_dir.mkdir(parents=True, exist_ok=True)
     samples, paths = [], []
-    for s in shardio.iter_samples([str(p) for p in shards]):
+    for s in C.iter_samples([str(p) for p in shards]):
         path = images_dir / f"{s.key}.{s.image_ext}"
         if not path.is_file() or path.stat().st_size != len(s.image):
-            shardio.atomic_write_bytes(path, s.image)
+            atomic_write_bytes(path, s.image)
         s.image = None  # keep memory flat: only the path is needed from here on
         samples.append(s)
         paths.append(str(path.resolve()))
@@ -83,5 +83,5 @@ def export(folder: Path, out_tsv: Path, images_dir: Path | None = None) -> Count
     w.writeheader()
     w.writerows(rows)
     out_tsv.parent.mkdir(parents=True, exist_ok=True)
-    shardio.atomic_write_bytes(out_tsv, buf.getvalue().encode("utf-8"))
+    atomic_write_bytes(out_tsv, buf.getvalue().encode("utf-8"))
     return counts

@@ -23,9 +23,10 @@ from clusterbuild import cluster as CL
 from clusterbuild import contract as C
 from clusterbuild import embed as E
 from clusterbuild import graphvec as GV
-from clusterbuild import images, shardio
+from clusterbuild import images
 from clusterbuild import knn as KN
 from clusterbuild import write as W
+from kgclip.atomic import atomic_write_bytes, atomic_write_json
 
 CLUSTERS_FILE = "clusters.npz"
 CLUSTERS_META = "clusters.json"
@@ -104,7 +105,7 @@ def resolve_device(device: str, log: Callable[[str], None]) -> tuple[str, bool]:
 def load_model(opts: Options, device: str, log: Callable[[str], None]):
     import torch
 
-    from clusterbuild import models
+    from kgclip import models
 
     torch.manual_seed(opts.seed)  # a random-init model must be the same model on a rerun
     try:
@@ -211,8 +212,8 @@ def run_cluster(opts: Options, rows: list[dict], emb: E.Embeddings,
     np.savez(buf, assign=km.assign, centroids=km.centroids, knn_index=nn.index, knn_sim=nn.similarity,
              near_dup=nn.near_duplicate)
     cache.mkdir(parents=True, exist_ok=True)
-    shardio.atomic_write_bytes(cache / CLUSTERS_FILE, buf.getvalue())
-    shardio.atomic_write_json(cache / CLUSTERS_META, {"fingerprint": fp, "params": params})
+    atomic_write_bytes(cache / CLUSTERS_FILE, buf.getvalue())
+    atomic_write_json(cache / CLUSTERS_META, {"fingerprint": fp, "params": params})
     log(f"clusters: k={k} over {len(rows_ok)} samples (sizes {params['cluster_sizes']['min']}.."
         f"{params['cluster_sizes']['max']}), {params['knn']['near_duplicate_pairs']} near-duplicate pairs")
     return Clustering(rows_ok, skipped, km.assign, km.centroids, nn.index, nn.similarity, nn.near_duplicate,
@@ -284,11 +285,11 @@ def run_shard(opts: Options, log: Callable[[str], None] = print) -> dict:
     sizes = W.write_shards(out, rows, plan, opts.samples_per_shard, opts.max_side, opts.max_pixels,
                            progress=opts.progress, log=log)
     opts.timings["write_s"] = round(time.perf_counter() - t, 3)
-    shardio.atomic_write_bytes(out / CENTROIDS_FILE, _save_npy_bytes(cl.centroids.astype(np.float32)))
+    atomic_write_bytes(out / CENTROIDS_FILE, _save_npy_bytes(cl.centroids.astype(np.float32)))
     opts.timings["total_s"] = round(time.perf_counter() - t0, 3)
     info = make_info(opts, rows, emb, cl, plan, sizes, W.shard_totals(out, list(sizes)))
     info["balance"] = balance_info
-    shardio.atomic_write_json(out / C.INFO_FILE, info)
+    atomic_write_json(out / C.INFO_FILE, info)
     log(f"wrote {info['num_samples']} samples in {info['num_shards']} shards to {out} "
         f"({info['counts']['skipped']} rows skipped: {info['counts']['skipped_by_reason']})")
     return info
@@ -296,7 +297,7 @@ def run_shard(opts: Options, log: Callable[[str], None] = print) -> dict:
 
 def make_info(opts: Options, rows: list[dict], emb: E.Embeddings, cl: Clustering, plan: W.Plan,
               sizes: dict[str, int], totals: dict) -> dict:
-    from clusterbuild import models
+    from kgclip import models
 
     by_reason = Counter(plan.skipped.values())
     skipped_rows = [{"row": i, "key": rows[i].get("key"), "image": rows[i].get("image"), "reason": why}

@@ -86,7 +86,7 @@ def validate_folder(folder: Path, check_images: bool = True) -> list[Violation]:
     out: list[Violation] = []
     if not folder.is_dir():
         return [Violation(str(folder), None, "not a folder")]
-    from clusterbuild.shardio import list_shards
+    from clusterbuild.contract import list_shards
 
     shards = list_shards(folder)
     if not shards:

@@ -22,6 +22,7 @@ import numpy as np
 
 from clusterbuild import contract as C
 from clusterbuild import images, shardio
+from kgclip.atomic import atomic_write_json
 
 PLAN_FILE = "_plan.json"
 
@@ -167,7 +168,7 @@ def check_or_claim(out: Path, digest: str, overwrite: bool) -> None:
                                 or p.name in (C.SIZES_FILE, C.INFO_FILE, PLAN_FILE)):
                 p.unlink()
     out.mkdir(parents=True, exist_ok=True)
-    shardio.atomic_write_json(plan_file, {"digest": digest})
+    atomic_write_json(plan_file, {"digest": digest})
 
 
 def write_shards(out: Path, rows: Sequence[dict], plan: Plan, samples_per_shard: int,

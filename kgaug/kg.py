@@ -22,6 +22,7 @@ from kgaug import lexicon
 from kgaug.scene_graph import SceneGraph
 from kgaug.vgmeta import VGMeta
 from kgaug.wordnet import WordNet, sense_key
+from kgclip.atomic import atomic_write_text
 
 CORPUS_KINDS = ("has_attribute", "subject_of", "object_of", "co_occurs")
 CORPUS_COUNTERS = ("obj", "att", "pred", "obj_att", "subj_pred", "pred_obj", "cooc")
@@ -788,9 +789,7 @@ class KG:
         data = nx.node_link_data(self.graph, edges="edges")
         data["nodes"] = sorted(data["nodes"], key=lambda d: d["id"])
         data["edges"] = sorted(data["edges"], key=lambda d: (d["source"], d["target"]))
-        tmp = Path(str(path) + ".tmp")
-        tmp.write_text(json.dumps(data, sort_keys=True, separators=(",", ":")))
-        tmp.replace(path)
+        atomic_write_text(path, json.dumps(data, sort_keys=True, separators=(",", ":")))
 
     def load_counts(self, path: Path) -> None:
         """Merge a saved kg.json (a previous run) into this one: corpus counts and other edges."""

@@ -20,6 +20,7 @@ from kgaug.captions import shuffle as _shuffle  # (tests compare it with Random.
 from kgaug.evidence import Evidence
 from kgaug.kg import KG
 from kgaug.scene_graph import attribute_fact, parse_fact, relation_fact
+from kgclip.vocab import NEGATIVE_TYPES
 
 try:
     from mypy_extensions import mypyc_attr
@@ -27,7 +28,7 @@ except ImportError:  # only the compiled build (kgaug/native.py) reads it
     def mypyc_attr(*attrs: str, **kwattrs: object):  # type: ignore[misc]
         return lambda cls: cls
 
-TYPES = ("replace_obj", "replace_att", "replace_rel", "swap_obj", "swap_att", "add_obj", "add_att", "reverse_rel")
+TYPES = NEGATIVE_TYPES  # the order they are generated in, the order the shard contract numbers them
 CANDIDATES_PER_SLOT = 6
 
 

@@ -17,6 +17,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from kgclip.atomic import atomic_write_text
+
 DEFAULT_HOST = "http://127.0.0.1:11434"
 
 
@@ -68,9 +70,7 @@ class Cache:
     def put(self, key: str, content: str) -> None:
         path = self._path(key)
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f"{path.name}.{os.getpid()}.{id(content)}.tmp")
-        tmp.write_text(json.dumps({"content": content}, ensure_ascii=False))
-        tmp.replace(path)
+        atomic_write_text(path, json.dumps({"content": content}, ensure_ascii=False), fsync=False)
 
 
 class Ollama:

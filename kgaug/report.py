@@ -8,6 +8,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from kgclip.atomic import atomic_write_text
+
 MAX_ITEMS = 100_000  # skip entries listed one by one; beyond this only the per-reason counts grow
 
 
@@ -68,6 +70,4 @@ class Report:
         }
 
     def write(self, path: Path) -> None:
-        tmp = Path(str(path) + ".tmp")
-        tmp.write_text(json.dumps(self.to_dict(), indent=1, sort_keys=False))
-        tmp.replace(path)
+        atomic_write_text(path, json.dumps(self.to_dict(), indent=1, sort_keys=False))

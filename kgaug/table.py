@@ -28,7 +28,7 @@ PSEUDO_CAPTION = pa.struct([
     ("style", pa.string()),  # attribute | relation | dense
 ])
 HARD_NEGATIVE = pa.struct([
-    ("type", pa.string()),  # contract.NEGATIVE_TYPES
+    ("type", pa.string()),  # kgclip.vocab.NEGATIVE_TYPES
     ("text", pa.string()),
     ("from", pa.string()),  # what changed ...
     ("to", pa.string()),  # ... into what

@@ -28,6 +28,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from kgclip.atomic import atomic_write_text
 from train import demo as D
 from train import report as R
 
@@ -179,9 +180,7 @@ def write_records(path: Path, runs: list[dict[str, Any]]) -> None:
     recs = read_records(path)
     for r in runs:
         recs[(r["method"], r["seed"], r.get("table") or "")] = {k: v for k, v in r.items() if k != "reused"}
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text("".join(json.dumps(recs[k], sort_keys=True) + "\n" for k in sorted(recs)))
-    tmp.replace(path)
+    atomic_write_text(path, "".join(json.dumps(recs[k], sort_keys=True) + "\n" for k in sorted(recs)))
 
 
 def restore_records(ch: D.Chain, path: Path, wanted: set[tuple[str, int]], table_id: str) -> None:

@@ -9,13 +9,14 @@ tensors, numbers, strings, lists and dicts are stored, which is what `weights_on
 
 from __future__ import annotations
 
-import os
 import random
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
+
+from kgclip.atomic import atomic_path
 
 LATEST = "latest.pt"
 
@@ -43,14 +44,8 @@ def set_rng_state(state: dict[str, Any]) -> None:
 
 def save(path: Path, payload: dict[str, Any]) -> None:
     """Write via a temp file in the same folder and `os.replace`: a crash never leaves half a file."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try:
+    with atomic_path(path) as tmp:
         torch.save(payload, tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
 
 
 def load(path: Path) -> dict[str, Any]:

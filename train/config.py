@@ -261,7 +261,7 @@ def load_file(path: str | Path) -> dict[str, Any]:
 
 def save_resolved(cfg: TrainConfig, out: Path) -> None:
     """OUT/config.json and OUT/config.yaml: every option as the run used it."""
-    from clusterbuild.shardio import atomic_write_bytes
+    from kgclip.atomic import atomic_write_bytes
 
     d = cfg.to_dict()
     atomic_write_bytes(out / "config.json", (json.dumps(d, indent=2, sort_keys=True) + "\n").encode())

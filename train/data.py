@@ -1,6 +1,6 @@
 """Streaming shards into training batches: contract parsing, cluster/random batching, collation.
 
-The stream is `webdataset` (via `clusterbuild.shardio.open_webdataset`, so 0.2.86 and 1.0.x both
+The stream is `webdataset` (via `kgclip.wds.open_webdataset`, so 0.2.86 and 1.0.x both
 work) over an epoch-seeded shard order, split by node (rank) and by DataLoader worker. Samples are
 batched from their json metadata first and images are decoded only for the batches that are used,
 so skipping batches on `--resume` costs almost nothing and memory is bounded by `buffer_size`.
@@ -23,7 +23,7 @@ from typing import Any
 import torch
 
 from clusterbuild import contract as C
-from clusterbuild import shardio
+from kgclip.wds import open_webdataset
 from train import facts
 from train.ahnm import ROLE_KG, ROLE_POSITIVE, ROLE_PRIMARY, ROLE_SOURCE, Columns, Facts
 from train.facts import normalize_text
@@ -39,7 +39,7 @@ def resolve_shards(shards: list[str]) -> list[str]:
     for s in shards:
         p = Path(s)
         if p.is_dir():
-            found = [str(x) for x in shardio.list_shards(p)]
+            found = [str(x) for x in C.list_shards(p)]
             if not found:
                 raise ValueError(f"shard folder {p} holds no shards (expected {C.SHARD_PATTERN.format(index=0)} ...)")
             urls += found
@@ -353,7 +353,7 @@ class ShardStream(torch.utils.data.IterableDataset):
         self.seed, self.epoch, self.rank, self.skip_batches = seed, epoch, rank, skip_batches
 
     def _items(self, urls: list[str]) -> Iterator[Item]:
-        ds = shardio.open_webdataset(urls, shardshuffle=False, seed=self.seed, split_by_node=True)
+        ds = open_webdataset(urls, shardshuffle=False, seed=self.seed, split_by_node=True)
         try:
             for raw in ds:
                 if raw:  # webdataset >= 0.2.96 yields {} at the end of each shard

@@ -54,7 +54,7 @@ def load_scorer(checkpoint: str | Path, device: str = "cpu", batch_size: int = 6
         import torch as _t
 
         if "model_cfg" not in _t.load(path, map_location="cpu", weights_only=True):
-            from clusterbuild import models
+            from kgclip import models
 
             lm = models.create(model, str(path), device=device)
             return Scorer(lm.model, lm.preprocess, lm.tokenizer, device, batch_size)
@@ -197,7 +197,7 @@ def retrieval_recall(scorer: Scorer, shards: Iterable[str]) -> dict[str, Any]:
 
     from PIL import Image
 
-    from clusterbuild.shardio import iter_samples
+    from clusterbuild.contract import iter_samples
     from train.data import resolve_shards
 
     pil, texts, owner = [], [], []
@@ -271,7 +271,7 @@ def evaluate(checkpoint: str | Path, out: str | Path | None = None, *, sugarcrep
     if retrieval:
         res["retrieval"] = retrieval_recall(scorer, retrieval)
     if out is not None:
-        from clusterbuild.shardio import atomic_write_json
+        from kgclip.atomic import atomic_write_json
 
         out = Path(out)
         out.parent.mkdir(parents=True, exist_ok=True)

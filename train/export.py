@@ -29,13 +29,12 @@ def _preprocess_cfg(model) -> dict:
 
 def export_model(model, model_cfg: dict, preprocess, out: Path) -> Path:
     """Write the folder atomically file by file; returns the folder."""
-    from clusterbuild.shardio import atomic_write_bytes
+    from kgclip.atomic import atomic_path, atomic_write_bytes
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    tmp = out / f".{WEIGHTS_NAME}.tmp"
-    torch.save({k: v.detach().cpu() for k, v in model.state_dict().items()}, tmp)
-    tmp.replace(out / WEIGHTS_NAME)
+    with atomic_path(out / WEIGHTS_NAME) as tmp:
+        torch.save({k: v.detach().cpu() for k, v in model.state_dict().items()}, tmp)
     model_cfg = dict(model_cfg)
     bias = getattr(model, "logit_bias", None)
     if bias is not None:  # open_clip only creates logit_bias when the config asks for it (SigLIP)

@@ -258,7 +258,7 @@ def run(config: C.TrainConfig | dict, **overrides: Any) -> dict[str, Any]:
 
 
 def finish(cfg: C.TrainConfig, built: M.Built, out: Path, seconds: float, resumed_from: int | None) -> dict:
-    from clusterbuild.shardio import atomic_write_json
+    from kgclip.atomic import atomic_write_json
 
     recs = metrics.read(out)
     summary = metrics.summarize(recs)

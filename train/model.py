@@ -15,7 +15,7 @@ from typing import Any
 
 import torch
 
-from clusterbuild import models
+from kgclip import models
 from train.config import TrainConfig
 from train.losses import RELATIVE_BIAS_LOSSES, SIGMOID_LOSSES
 

@@ -14,6 +14,8 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+from kgclip.atomic import atomic_write_text
+
 SUBSETS = ("swap_att", "replace_att", "replace_rel", "swap_obj", "replace_obj", "add_obj", "add_att")
 ZEROSHOT = ("zeroshot_shape", "zeroshot_colour")
 RESULT_KEYS = SUBSETS + ZEROSHOT
@@ -255,6 +257,4 @@ class Report:
 
 def write_json(path: Path, obj: Any) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(obj, indent=2, sort_keys=True) + "\n")
-    tmp.replace(path)
+    atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=True) + "\n")

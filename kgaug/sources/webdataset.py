@@ -10,12 +10,13 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from kgaug.sources import InputError, Record, Skip, make_key
+from kgclip.atomic import atomic_write_bytes
 
 IMAGE_EXTS = ("jpg", "jpeg", "png", "webp")
 
 
 def read_webdataset(pattern: str, out_images: Path) -> Iterator[Record | Skip]:
-    from clusterbuild.shardio import open_webdataset
+    from kgclip.wds import open_webdataset
 
     errors: list[str] = []
 
@@ -57,9 +58,7 @@ def read_webdataset(pattern: str, out_images: Path) -> Iterator[Record | Skip]:
                 continue
             rkey = make_key("webdataset", key)
             path = out_images / f"{rkey}.{ext}"
-            tmp = path.with_suffix(path.suffix + ".tmp")
-            tmp.write_bytes(raw[ext])
-            tmp.replace(path)
+            atomic_write_bytes(path, raw[ext], fsync=False)
             lic = meta.get("license") if isinstance(meta.get("license"), str) else None
             yield Record(rkey, "webdataset", str(path), [caption], license=lic)
     finally:

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import io
 import json
-import os
 from collections.abc import Callable
 from dataclasses import asdict, replace
 from pathlib import Path
@@ -30,6 +29,7 @@ from PIL import Image
 
 from kgaug.synth import render, text, world
 from kgaug.synth.world import Scene, WorldConfig
+from kgclip.atomic import atomic_write_bytes
 
 IMAGE_EXT = ".png"
 
@@ -42,9 +42,7 @@ def png_bytes(arr: np.ndarray) -> bytes:
 
 
 def _atomic_write(path: Path, data: bytes) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
+    atomic_write_bytes(path, data, fsync=False)  # thousands of small files: no fsync each
 
 
 def _write_json(path: Path, obj: Any) -> None:

@@ -17,9 +17,10 @@ from PIL import Image
 from typer.testing import CliRunner
 
 from clusterbuild import contract as C
-from clusterbuild import images, shardio
+from clusterbuild import images
 from clusterbuild.cli import app
 from clusterbuild.validate import validate_folder
+from kgclip import atomic
 
 
 def huge_png(path: Path, side: int = 20000) -> Path:
@@ -86,7 +87,7 @@ def test_bad_images_are_reencoded_or_skipped_and_counted(tmp_path: Path, kg):
     assert why["bad_bomb"] == "decompression_bomb" and why["bad_missing"] == "missing_image"
     assert info["counts"]["reencoded"] == {"mode_CMYK": 1, "mode_L": 1, "mode_P": 1, "mode_I;16": 1,
                                            "too_large": 1}
-    samples = {s.key: s for s in shardio.iter_samples([str(p) for p in shardio.list_shards(out)])}
+    samples = {s.key: s for s in C.iter_samples([str(p) for p in C.list_shards(out)])}
     assert len(samples) == 4 + 6
     for key, ext in (("bad_cmyk", "jpg"), ("bad_gray", "jpg"), ("bad_palette_alpha", "png"),
                      ("bad_deep16", "png"), ("bad_wide", "png")):
@@ -143,7 +144,7 @@ def test_write_error_mid_run_leaves_no_partial_shard(tmp_path: Path, kg, monkeyp
     out = tmp_path / "out"
     args = ["shard", str(inp), "--out", str(out), "--model", "kgclip-tiny-64", "--clusters", "2",
             "--samples-per-shard", "3", "--quiet"]
-    real_fsync = shardio.os.fsync
+    real_fsync = atomic.os.fsync
     calls = {"n": 0}
 
     def failing_fsync(fd):
@@ -153,7 +154,7 @@ def test_write_error_mid_run_leaves_no_partial_shard(tmp_path: Path, kg, monkeyp
         calls["n"] += 1
         return real_fsync(fd)
 
-    monkeypatch.setattr(shardio.os, "fsync", failing_fsync)
+    monkeypatch.setattr(atomic.os, "fsync", failing_fsync)
     r = CliRunner().invoke(app, args)
     assert r.exit_code == 1, r.output
     text = " ".join(r.output.split())
@@ -161,10 +162,10 @@ def test_write_error_mid_run_leaves_no_partial_shard(tmp_path: Path, kg, monkeyp
     assert (out / "000000.tar").is_file() and not (out / "000001.tar").exists()
     assert not list(out.glob(".*.tmp-*")), "temp file left behind"
     assert not (out / C.SIZES_FILE).exists()
-    monkeypatch.setattr(shardio.os, "fsync", real_fsync)
+    monkeypatch.setattr(atomic.os, "fsync", real_fsync)
     r = CliRunner().invoke(app, args)
     assert r.exit_code == 0, r.output
-    assert validate_folder(out) == [] and sum(shardio.read_sizes(out).values()) == 9
+    assert validate_folder(out) == [] and sum(C.read_sizes(out).values()) == 9
 
 
 def test_a_folder_that_is_no_kgaug_output_is_named_in_the_error(tmp_path: Path):

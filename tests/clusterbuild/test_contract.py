@@ -15,6 +15,7 @@ from clusterbuild import contract as C
 from clusterbuild import shardio
 from clusterbuild.cli import app
 from clusterbuild.validate import validate_folder
+from kgclip.wds import open_webdataset
 
 
 def _jpeg(i: int) -> bytes:
@@ -64,7 +65,7 @@ def _rewrite_tar(path: Path, edit) -> None:
 
 def test_written_set_is_clean_and_complete(shard_set: Path):
     assert _messages(shard_set) == []
-    assert shardio.read_sizes(shard_set) == {"000000.tar": 3, "000001.tar": 3, "000002.tar": 1}
+    assert C.read_sizes(shard_set) == {"000000.tar": 3, "000001.tar": 3, "000002.tar": 1}
     info = json.loads((shard_set / C.INFO_FILE).read_text())
     assert info["num_samples"] == 7 and info["schema"] == C.SCHEMA
     for name in ("000000", "000001", "000002"):
@@ -74,13 +75,13 @@ def test_written_set_is_clean_and_complete(shard_set: Path):
 
 
 def test_reads_back_with_webdataset(shard_set: Path):
-    urls = [str(p) for p in shardio.list_shards(shard_set)]
-    got = list(shardio.iter_samples(urls))
+    urls = [str(p) for p in C.list_shards(shard_set)]
+    got = list(C.iter_samples(urls))
     want = _samples(7)
     assert [s.key for s in got] == [s.key for s in want]
     assert all(g.image == w.image and g.txt == w.txt and g.meta == w.meta for g, w in zip(got, want))
     # the same through a plain webdataset pipeline, the way other trainers read it
-    ds = shardio.open_webdataset(urls).decode("pilrgb").to_tuple("jpg", "txt", "json", "cls")
+    ds = open_webdataset(urls).decode("pilrgb").to_tuple("jpg", "txt", "json", "cls")
     rows = list(ds)
     assert len(rows) == 7 and rows[0][0].size == (16, 12) and rows[0][1] == "caption 0"
     assert rows[1][2]["cluster_id"] == 1 and int(rows[1][3]) == 1
@@ -135,7 +136,7 @@ def test_catches_json_not_matching_schema(shard_set: Path, edit, expect):
 
 
 def test_catches_counts_not_matching_sizes(shard_set: Path):
-    sizes = shardio.read_sizes(shard_set)
+    sizes = C.read_sizes(shard_set)
     sizes["000001.tar"] = 5
     (shard_set / C.SIZES_FILE).write_text(json.dumps(sizes))
     assert "000001.tar: sizes.json says 5 samples, tar holds 3" in _messages(shard_set)

@@ -14,8 +14,8 @@ import pytest
 from typer.testing import CliRunner
 
 from clusterbuild import contract as C
-from clusterbuild import shardio
 from clusterbuild.cli import app
+from kgclip.wds import open_webdataset
 
 ROOT = Path(__file__).resolve().parents[2]
 WDS_OLD = Path(os.environ.get("KGCLIP_WDS_OLD", ROOT / ".cache" / "webdataset-0.2.86"))
@@ -23,7 +23,7 @@ WDS_OLD = Path(os.environ.get("KGCLIP_WDS_OLD", ROOT / ".cache" / "webdataset-0.
 # open_clip_train.main takes --model as a name only: register our tiny configs first, then hand over.
 TRAIN_WRAPPER = """
 import sys, open_clip, webdataset
-from clusterbuild.models import CONFIG_DIR
+from kgclip.models import CONFIG_DIR
 open_clip.add_model_config(CONFIG_DIR)
 print("webdataset", webdataset.__version__, flush=True)
 from open_clip_train.main import main
@@ -43,11 +43,11 @@ def test_reads_with_installed_webdataset(shard_folder: Path):
     import webdataset as wds
 
     assert wds.__version__.startswith("1.")
-    urls = str(shard_folder / C.brace_pattern([p.name for p in shardio.list_shards(shard_folder)]))
-    samples = list(shardio.iter_samples(urls))
-    assert len(samples) == sum(shardio.read_sizes(shard_folder).values()) == 16
+    urls = str(shard_folder / C.brace_pattern([p.name for p in C.list_shards(shard_folder)]))
+    samples = list(C.iter_samples(urls))
+    assert len(samples) == sum(C.read_sizes(shard_folder).values()) == 16
     # the open_clip-style fluent pipeline on 1.0.x
-    ds = shardio.open_webdataset(urls).decode("pilrgb").rename(image="jpg;png;jpeg;webp", text="txt")
+    ds = open_webdataset(urls).decode("pilrgb").rename(image="jpg;png;jpeg;webp", text="txt")
     ds = ds.to_tuple("image", "text")
     got = list(ds)
     assert len(got) == 16 and all(im.mode == "RGB" and isinstance(t, str) and t for im, t in got)
@@ -62,7 +62,7 @@ def test_negclip_tsv_parses_back(shard_folder: Path, tmp_path: Path):
     df = pd.read_csv(tsv, sep="\t", converters={"neg_caption": ast.literal_eval, "neg_image": ast.literal_eval})
     assert list(df.columns) == ["title", "filepath", "neg_caption", "neg_image"]
     assert len(df) == 16
-    samples = {s.key: s for s in shardio.iter_samples([str(p) for p in shardio.list_shards(shard_folder)])}
+    samples = {s.key: s for s in C.iter_samples([str(p) for p in C.list_shards(shard_folder)])}
     for _, row in df.iterrows():
         assert Path(row.filepath).is_file()
         key = Path(row.filepath).stem
@@ -97,7 +97,7 @@ def test_open_clip_trainer_trains_on_our_shards(shard_folder: Path, tmp_path: Pa
     if not (WDS_OLD / "webdataset" / "__init__.py").is_file():
         pytest.skip(f"webdataset 0.2.86 not at {WDS_OLD} (run `make test-assets`): open_clip's trainer "
                     "fails with webdataset >= 0.2.96")
-    shards = [p.name for p in shardio.list_shards(shard_folder)]
+    shards = [p.name for p in C.list_shards(shard_folder)]
     assert len(shards) == 4
     logs = tmp_path / "logs"
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(WDS_OLD), str(ROOT)]), OMP_NUM_THREADS="1",

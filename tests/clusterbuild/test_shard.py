@@ -24,7 +24,7 @@ def shard(inp: Path, out: Path, *extra: str, args: list[str]):
 
 
 def read_all(out: Path) -> list[C.Sample]:
-    return list(shardio.iter_samples([str(p) for p in shardio.list_shards(out)]))
+    return list(C.iter_samples([str(p) for p in C.list_shards(out)]))
 
 
 def folder_bytes(out: Path) -> dict[str, bytes]:
@@ -42,7 +42,7 @@ def test_shard_output_follows_contract(kgaug_small: Path, tmp_path: Path, kg, ca
     assert "clusters may be uneven" in " ".join(r.output.split())
     assert "please provide at least" not in capfd.readouterr().err
     assert validate_folder(out) == []
-    assert shardio.read_sizes(out) == {"000000.tar": 5, "000001.tar": 5, "000002.tar": 5, "000003.tar": 1}
+    assert C.read_sizes(out) == {"000000.tar": 5, "000001.tar": 5, "000002.tar": 5, "000003.tar": 1}
     samples = read_all(out)
     keys = [s.key for s in samples]
     assert sorted(keys) == sorted(f"synthetic_img{i:03d}" for i in range(16))
@@ -75,9 +75,9 @@ def test_shard_output_follows_contract(kgaug_small: Path, tmp_path: Path, kg, ca
         assert Image.open(io.BytesIO(s.image)).size == (m["width"], m["height"])
     assert any(s.meta["sensitive"] == {"gender": "female"} for s in samples)
     # parquet rows in tar order
-    for tar in shardio.list_shards(out):
+    for tar in C.list_shards(out):
         pkeys = pq.read_table(out / C.parquet_name(tar.name)).column("key").to_pylist()
-        assert pkeys == [s.key for s in shardio.iter_samples(str(tar))]
+        assert pkeys == [s.key for s in C.iter_samples(str(tar))]
     info = json.loads((out / C.INFO_FILE).read_text())
     assert info["num_samples"] == 16 and info["num_shards"] == 4 and info["shards"] == "{000000..000003}.tar"
     assert info["model"] == {"name": "kgclip-tiny-64", "pretrained": None, "random_init": True,
@@ -154,7 +154,7 @@ def test_same_seed_same_bytes_other_seed_refused_without_overwrite(kgaug_small: 
 
 
 def test_embedding_chunks_resume(kgaug_small: Path, tmp_path: Path, monkeypatch):
-    from clusterbuild import models
+    from kgclip import models
 
     rows = [E.embed_row(r) for r in _table_rows(kgaug_small)]
     loaded = models.create("kgclip-tiny-64")
@@ -255,7 +255,7 @@ def test_embed_negatives_flag(kgaug_small: Path, tmp_path: Path):
 
 
 def test_decode_workers_give_the_same_embeddings(kgaug_small: Path, tmp_path: Path):
-    from clusterbuild import models
+    from kgclip import models
 
     rows = [E.embed_row(r) for r in _table_rows(kgaug_small)]
     rows.append(E.EmbedRow("gone", str(tmp_path / "gone.jpg"), (("a caption", E.KIND_CAPTION),)))

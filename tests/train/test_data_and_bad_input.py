@@ -47,7 +47,7 @@ def test_cluster_batches_bounded_buffer_few_clusters_each():
 def test_stream_batch_carries_captions_negatives_flags_and_tags(coco_shards):
     import open_clip
 
-    from clusterbuild import models
+    from kgclip import models
 
     lm = models.create("kgclip-tiny-64")
     col = data.Collator(lm.preprocess, open_clip.get_tokenizer(lm.name), 2, 2, True)
@@ -69,7 +69,7 @@ def _write(folder, samples):
 
 
 def test_shard_failing_the_contract_names_the_shard(coco_shards, tmp_path):
-    good = list(shardio.iter_samples(data.resolve_shards([str(coco_shards)])))[:4]
+    good = list(C.iter_samples(data.resolve_shards([str(coco_shards)])))[:4]
     bad = C.Sample(good[0].key, good[0].image, "jpg", good[0].txt, {"schema": C.SCHEMA, "key": good[0].key})
     _write(tmp_path / "s", [bad, *good[1:]])
     with pytest.raises(ValueError, match=r"000000\.tar fails the kgclip contract.*lacks required field"):
@@ -91,7 +91,7 @@ def test_empty_inputs_and_unknown_config_key(tmp_path):
 
 
 def test_samples_without_negatives_train(coco_shards, tmp_path):
-    samples = list(shardio.iter_samples(data.resolve_shards([str(coco_shards)])))[:8]
+    samples = list(C.iter_samples(data.resolve_shards([str(coco_shards)])))[:8]
     for s in samples:
         s.meta["hard_negatives"] = []
     _write(tmp_path / "s", samples)

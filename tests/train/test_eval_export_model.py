@@ -36,7 +36,7 @@ def test_export_loads_in_open_clip_with_identical_weights(trained, tmp_path):
 
 
 def test_checkpoint_loads_as_open_clip_pretrained_and_open_clip_checkpoints_evaluate(trained, tmp_path):
-    from clusterbuild import models
+    from kgclip import models
     from train import eval as E
 
     models.register_configs()
@@ -65,7 +65,7 @@ def _sugarcrepe_file(coco_mini_dir, samples, folder, n=6, missing=False):
 
 
 def test_train_eval_sugarcrepe_aro_zeroshot_retrieval(trained, coco_mini_dir, coco_shards, tmp_path):
-    from clusterbuild.shardio import iter_samples
+    from clusterbuild.contract import iter_samples
     from train.data import resolve_shards
 
     samples = list(iter_samples(resolve_shards([str(coco_shards)])))
