@@ -44,7 +44,6 @@ from kgaug.generate import (
 )
 from kgaug.kg import KG
 from kgaug.negatives import TYPES, Generator
-from kgaug.progress import progress_bar
 from kgaug.report import Report
 from kgaug.rewrite import RewriteConfig, Rewriter, rewrite_parts
 from kgaug.scene_graph import GraphBuilder, SceneGraph
@@ -52,6 +51,7 @@ from kgaug.sources import InputError, Record, RelativeWhere, Skip
 from kgaug.table import PART_PATTERN, REPORT_FILE, TABLE_DIR, TABLE_SCHEMA
 from kgaug.vgmeta import VGMeta
 from kgaug.wordnet import WordNet
+from kgclip.progress import progress_bar
 
 SOURCES = ("vg", "synthetic", "coco", "captions", "webdataset")
 KG_FILE = "kg.json"

@@ -214,8 +214,8 @@ def rewrite_parts(src: Path, dst: Path, rewriter: Rewriter, kg, seed: int, progr
     import pyarrow.compute as pc
     import pyarrow.parquet as pq
 
-    from kgaug.progress import progress_bar
     from kgaug.table import TABLE_SCHEMA_LLM
+    from kgclip.progress import progress_bar
 
     dst.mkdir(parents=True, exist_ok=True)
     parts = sorted(Path(src).glob("*.parquet"))

@@ -74,6 +74,8 @@ def run(
     resume: bool = typer.Option(False, "--resume", help="Continue from OUT/latest.pt."),
     set_: list[str] = typer.Option(
         None, "--set", help="KEY=VALUE for any option of the config file, e.g. ahnm.beta_max=2 (repeatable)."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress display (step, loss, lr, img/s, AHNM β, "
+                               "ETA: a live line on a terminal, a plain line every 30 s otherwise)."),
 ) -> None:
     """Train on kgclip shards; writes OUT/{latest.pt, metrics.jsonl, plots/, export/, summary.json}."""
     from train import config as C
@@ -96,7 +98,7 @@ def run(
         cfg = C.from_dict({k: v for k, v in flags.items() if v is not None}, cfg, "command line")
         if set_:
             cfg = C.from_dict(C.parse_overrides(set_), cfg, "--set")
-        summary = loop.run(cfg)
+        summary = loop.run(cfg, show_progress=not quiet)
     except (ValueError, FileNotFoundError, loop.NaNLossError) as e:
         _fail(str(e))
     typer.echo(json.dumps(summary, indent=2))
@@ -121,6 +123,7 @@ def eval_cmd(
     model: str | None = typer.Option(None, help="Model config when the checkpoint does not carry one."),
     batch_size: int = typer.Option(64, "--batch-size"),
     device: str = typer.Option("cpu"),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars."),
 ) -> None:
     """Compositional (SugarCrepe, ARO), zero-shot and retrieval metrics of a checkpoint."""
     from train import eval as E
@@ -128,7 +131,7 @@ def eval_cmd(
     try:
         res = E.evaluate(checkpoint, out, sugarcrepe=sugarcrepe, aro=aro or None, images=images,
                          zeroshot=zeroshot, retrieval=retrieval or None, model=model,
-                         batch_size=batch_size, device=device)
+                         batch_size=batch_size, device=device, show_progress=not quiet)
     except (ValueError, FileNotFoundError) as e:
         _fail(str(e))
     typer.echo(json.dumps(res, indent=2))

@@ -29,11 +29,15 @@ class Scorer:
     def __init__(self, model, preprocess, tokenizer, device: str = "cpu", batch_size: int = 64):
         self.model, self.preprocess, self.tokenizer = model.to(device).eval(), preprocess, tokenizer
         self.device, self.bs = device, batch_size
+        self.bar: Any = None  # a `kgclip.progress` bar advanced by every text and image embedded
 
     @torch.no_grad()
     def texts(self, texts: list[str]) -> torch.Tensor:
-        out = [self.model.encode_text(self.tokenizer(texts[i:i + self.bs]).to(self.device), normalize=True)
-               for i in range(0, len(texts), self.bs)]
+        out = []
+        for i in range(0, len(texts), self.bs):
+            out.append(self.model.encode_text(self.tokenizer(texts[i:i + self.bs]).to(self.device), normalize=True))
+            if self.bar is not None:
+                self.bar.advance(len(out[-1]))
         return torch.cat(out).float().cpu() if out else torch.zeros(0, 1)
 
     @torch.no_grad()
@@ -42,6 +46,8 @@ class Scorer:
         for i in range(0, len(pil_images), self.bs):
             x = torch.stack([self.preprocess(im) for im in pil_images[i:i + self.bs]]).to(self.device)
             out.append(self.model.encode_image(x, normalize=True).float().cpu())
+            if self.bar is not None:
+                self.bar.advance(len(x))
         return torch.cat(out) if out else torch.zeros(0, 1)
 
 
@@ -253,23 +259,32 @@ def bar_chart(results: dict[str, Any], path: Path) -> None:
 def evaluate(checkpoint: str | Path, out: str | Path | None = None, *, sugarcrepe: Path | None = None,
              aro: list[Path] | Path | None = None, images: Path | None = None, zeroshot: Path | None = None,
              retrieval: list[str] | None = None, model: str | None = None, batch_size: int = 64,
-             device: str = "cpu") -> dict[str, Any]:
-    """Run the requested evaluations; writes `out` (JSON) and `out`.png (bar chart) when given."""
+             device: str = "cpu", show_progress: bool = False) -> dict[str, Any]:
+    """Run the requested evaluations; writes `out` (JSON) and `out`.png (bar chart) when given.
+    `show_progress`: a bar per evaluation on stderr, counting the texts and images embedded."""
     if not any((sugarcrepe, aro, zeroshot, retrieval)):
         raise ValueError("nothing to evaluate: give --sugarcrepe, --aro, --zeroshot or --retrieval")
     if (sugarcrepe or aro) and images is None:
         raise ValueError("--sugarcrepe/--aro need --images DIR")
+    from kgclip.progress import progress_bar
+
     scorer = load_scorer(checkpoint, device, batch_size, model)
     res: dict[str, Any] = {"checkpoint": str(checkpoint)}
+    tasks: list[tuple[str, Any]] = []
     if sugarcrepe:
-        res["sugarcrepe"] = sugarcrepe_accuracy(scorer, Path(sugarcrepe), Path(images))
+        tasks.append(("sugarcrepe", lambda: sugarcrepe_accuracy(scorer, Path(sugarcrepe), Path(images))))
     if aro:
         files = [aro] if isinstance(aro, (str, Path)) else list(aro)
-        res["aro"] = {Path(f).stem: aro_accuracy(scorer, Path(f), Path(images)) for f in files}
+        tasks.append(("aro", lambda: {Path(f).stem: aro_accuracy(scorer, Path(f), Path(images)) for f in files}))
     if zeroshot:
-        res["zeroshot"] = zeroshot_accuracy(scorer, Path(zeroshot))
+        tasks.append(("zeroshot", lambda: zeroshot_accuracy(scorer, Path(zeroshot))))
     if retrieval:
-        res["retrieval"] = retrieval_recall(scorer, retrieval)
+        tasks.append(("retrieval", lambda: retrieval_recall(scorer, retrieval)))
+    for name, run in tasks:
+        with progress_bar(f"eval {name}", None, show_progress, unit="embeddings") as bar:
+            scorer.bar = bar
+            res[name] = run()
+    scorer.bar = None
     if out is not None:
         from kgclip.atomic import atomic_write_json
 

@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from kgclip.progress import TrainProgress
 from train import checkpoint as ckpt_io
 from train import config as C
 from train import data, metrics, step
@@ -113,8 +114,9 @@ def resolve(config: C.TrainConfig | dict, **overrides: Any) -> C.TrainConfig:
     return C.from_dict(overrides, cfg, "overrides").validate() if overrides else cfg.validate()
 
 
-def run(config: C.TrainConfig | dict, **overrides: Any) -> dict[str, Any]:
-    """Train as configured; returns the summary (also written to OUT/summary.json)."""
+def run(config: C.TrainConfig | dict, *, show_progress: bool = False, **overrides: Any) -> dict[str, Any]:
+    """Train as configured; returns the summary (also written to OUT/summary.json). `show_progress`:
+    the live display on stderr (`kgclip.progress.TrainProgress`; `train run` without `--quiet`)."""
     cfg = resolve(config, **overrides)
     if not cfg.out:
         raise ValueError("an output folder is required (--out DIR)")
@@ -184,6 +186,7 @@ def run(config: C.TrainConfig | dict, **overrides: Any) -> dict[str, Any]:
         ckpt_io.save(latest, payload)
 
     t_start, t_last = time.perf_counter(), time.perf_counter()
+    display = TrainProgress(total, start=state["step"], enabled=show_progress and rank == 0)
     try:
         while state["step"] < total:
             stream = data.ShardStream(urls, collate, cfg.batch_size, cfg.batching, cfg.clusters_per_batch,
@@ -223,6 +226,9 @@ def run(config: C.TrainConfig | dict, **overrides: Any) -> dict[str, Any]:
                 state["step"] += 1
                 state["batch_in_epoch"] += 1
                 now = time.perf_counter()
+                if display.enabled:
+                    display.update(state["step"], loss.item(), sched.get_last_lr()[0],
+                                   stats["n_images"] / max(now - t_last, 1e-9), stats.get("beta"))
                 if mlog is not None and (state["step"] % cfg.log_every == 0 or state["step"] == total):
                     bias = getattr(built.base, "logit_bias", None)
                     mlog.write({"step": state["step"], "epoch": state["epoch"], "progress": progress,
@@ -243,6 +249,7 @@ def run(config: C.TrainConfig | dict, **overrides: Any) -> dict[str, Any]:
                 state["epoch"] += 1
                 state["batch_in_epoch"] = 0
     finally:
+        display.close()
         if mlog is not None:
             mlog.close()
     summary: dict[str, Any] = {}

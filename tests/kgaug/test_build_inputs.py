@@ -368,3 +368,16 @@ def test_a_table_without_rows_is_an_error_with_the_reason_grouped(tmp_path: Path
     code, log = run_build("--source", "coco", "--captions", str(tmp_path / "captions.json"), "--images",
                           str(images), "--out", str(tmp_path / "o2"), "--no-wordnet", "--spacy-model", spacy_model)
     assert code == 0, log
+
+
+def test_quiet_silences_the_progress_bars_only(tiny_vg: Path, tmp_path: Path):
+    # one habit in the three tools: `--quiet` / `-q` (kgaug's older --no-progress still works)
+    code = "import sys; from kgaug.cli import app; app(sys.argv[1:], prog_name='kgaug')"
+    runs = {}
+    for name, extra in (("bars", []), ("quiet", ["-q"])):
+        r = subprocess.run([sys.executable, "-c", code, "build", "--source", "vg", "--vg-dir", str(tiny_vg), "--out",
+                            str(tmp_path / name), "--no-wordnet", *extra], capture_output=True, text=True, timeout=300)
+        assert r.returncode == 0, r.stderr
+        runs[name] = r
+    assert "read vg" in runs["bars"].stderr and "negatives" in runs["bars"].stderr
+    assert runs["quiet"].stderr == "" and "images: 8 rows" in runs["quiet"].stdout

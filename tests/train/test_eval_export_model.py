@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import re
 import shutil
 
 import open_clip
@@ -124,3 +126,18 @@ def test_lora_and_frozen_blocks(coco_shards, tmp_path):
     k0, k1 = "transformer.resblocks.0.mlp.c_fc.weight", "transformer.resblocks.1.mlp.c_fc.weight"
     assert torch.equal(ckf["state_dict"][k0], ck0["state_dict"][k0])
     assert not torch.equal(ckf["state_dict"][k1], ck0["state_dict"][k1])
+
+
+def test_train_eval_shows_a_bar_per_evaluation_and_quiet_hides_them(trained, coco_shards, tmp_path):
+    import subprocess
+    import sys
+
+    code = "import sys; from train.cli import app; app(sys.argv[1:], prog_name='train')"
+    base = [sys.executable, "-c", code, "eval", "--checkpoint", str(trained), "--retrieval", str(coco_shards)]
+    env = dict(os.environ, OMP_NUM_THREADS="1", HF_HUB_OFFLINE="1", COLUMNS="150")
+    r = subprocess.run([*base, "--out", str(tmp_path / "a.json")], capture_output=True, text=True, env=env, timeout=600)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert re.search(r"eval retrieval .*96/\? .*embeddings/s", r.stderr), r.stderr[-2000:]  # 16 images + 80 texts
+    q = subprocess.run([*base, "--out", str(tmp_path / "b.json"), "-q"], capture_output=True, text=True, env=env,
+                       timeout=600)
+    assert q.returncode == 0 and "eval retrieval" not in q.stderr, q.stderr[-2000:]
