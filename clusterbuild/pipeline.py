@@ -83,6 +83,51 @@ def load_rows(folder: Path) -> list[dict]:
     return list(read_rows(folder))
 
 
+def precheck(opts: Options, rows: list[dict]) -> None:
+    """What can be known before embedding: rows exist, and at least one has an image file on disk
+    (else nothing could be written); the reasons grouped and counted."""
+    src = Path(opts.input)
+    if not rows:
+        raise ValueError(f"{src}: the table has no rows (what kgaug build skipped is in {src / 'report.json'})")
+    reasons: Counter = Counter()
+    for r in rows:
+        img = r.get("image")
+        if not img:
+            reasons["row without an image path (a table built without images: kgaug build --images DIR)"] += 1
+        elif not Path(img).is_file():
+            reasons[f"image file not found under {Path(img).parent}"] += 1
+    if sum(reasons.values()) == len(rows):
+        raise ValueError(f"{src}: no row has an image file, nothing to shard: "
+                         + "; ".join(f"{n} × {why}" for why, n in reasons.most_common(3)))
+    # A folder holding the shard set of other inputs or options is refused now, not after the embedding
+    # (`write.check_or_claim` checks the plan itself once it exists; an interrupted run has no _info.json).
+    out = Path(opts.out)
+    existing = C.list_shards(out) if out.is_dir() else []
+    if existing and not opts.overwrite and (out / C.INFO_FILE).is_file():
+        try:
+            old = json.loads((out / C.INFO_FILE).read_text())
+        except ValueError:
+            old = {}
+        now = json.loads(json.dumps(options_record(opts)))
+        was = old.get("options") or {}
+        changed = [k for k in SHAPING if was.get(k) != now.get(k)]
+        if old.get("input") != str(src.resolve()) or changed:
+            raise FileExistsError(f"{out} already holds a shard set from other inputs or options "
+                                  f"({len(existing)} shards); use --overwrite or another --out folder")
+
+
+# The options that change what a shard set holds (device, batch size, workers, the cache place do not).
+SHAPING = ("model", "pretrained", "clusters", "cluster_size", "cluster_on", "knn", "dup_threshold",
+           "samples_per_shard", "seed", "niter", "max_points_per_centroid", "max_side", "max_pixels",
+           "embed_negatives", "balance_attribute", "balance_max_ratio")
+
+
+def options_record(opts: Options) -> dict:
+    """The options `_info.json` records (not timings, the display, nor --overwrite)."""
+    return {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(opts).items()
+            if k not in ("timings", "progress", "overwrite")}
+
+
 def resolve_device(device: str, log: Callable[[str], None]) -> tuple[str, bool]:
     """(torch device, FAISS on GPU?) — `cuda` falls back to CPU, saying so, where it is missing."""
     if device not in ("cpu", "cuda"):
@@ -268,6 +313,7 @@ def run_shard(opts: Options, log: Callable[[str], None] = print) -> dict:
     if opts.samples_per_shard < 1:
         raise ValueError("--samples-per-shard must be >= 1")
     rows = load_rows(opts.input)
+    precheck(opts, rows)
     out = Path(opts.out)
     out.mkdir(parents=True, exist_ok=True)
     emb = run_embed(opts, rows, log)
@@ -303,8 +349,7 @@ def make_info(opts: Options, rows: list[dict], emb: E.Embeddings, cl: Clustering
     skipped_rows = [{"row": i, "key": rows[i].get("key"), "image": rows[i].get("image"), "reason": why}
                     for i, why in sorted(plan.skipped.items())][:MAX_LISTED_SKIPS]
     random_init = bool(emb.manifest.get("random_init"))
-    opt = {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(opts).items()
-           if k not in ("timings", "progress", "overwrite")}
+    opt = options_record(opts)
     return {
         "schema": C.SCHEMA,
         "num_samples": sum(sizes.values()),

@@ -82,6 +82,7 @@ class BuildConfig:
     batch_size: int = 256
     region_captions: int = 3
     workers: int = 0  # processes for both passes; 0 = one per CPU core for large inputs
+    overwrite: bool = False  # replace an earlier build in `out` (else an error before any work)
     refine: bool = True  # adversarial refinement against a text-only LM of the corpus (kgaug/fluency.py)
     refine_floor: float = FLOOR  # the least share of a type's leaning side the refinement keeps
     progress: bool = True
@@ -151,6 +152,24 @@ def precheck(cfg: BuildConfig) -> None:
         raise InputError("--source webdataset needs --shards PATTERN")
     if cfg.conceptnet is not None and not Path(cfg.conceptnet).is_file():
         raise InputError(f"--conceptnet {cfg.conceptnet}: file not found")
+    out = Path(cfg.out)
+    earlier = [n for n in PREVIOUS_OUTPUT if (out / n).exists()]
+    if earlier and not cfg.overwrite:
+        raise InputError(f"{out} already holds a kgaug build ({', '.join(earlier)}); use --overwrite (it removes "
+                         "them) or another --out folder")
+
+
+# What a build writes into OUT; `--overwrite` removes it first (the rewrite cache stays: it is a cache).
+PREVIOUS_OUTPUT = (TABLE_DIR, REPORT_FILE, KG_FILE, "images")
+
+
+def clear_previous(out: Path) -> None:
+    for name in PREVIOUS_OUTPUT:
+        p = out / name
+        if p.is_dir():
+            shutil.rmtree(p)
+        elif p.exists():
+            p.unlink()
 
 
 def expected_images(cfg: BuildConfig) -> int | None:
@@ -626,10 +645,12 @@ class PartWriter:
 def build(cfg: BuildConfig, console=None) -> Report:
     precheck(cfg)
     out = Path(cfg.out)
+    if cfg.overwrite:
+        clear_previous(out)
     out.mkdir(parents=True, exist_ok=True)
     # Off, the rewrite options are not listed (report.json as before they existed).
     opts = {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(cfg).items()
-            if k != "progress" and not (k == "rewrite" and v is None)}
+            if k not in ("progress", "overwrite") and not (k == "rewrite" and v is None)}
     if cfg.rewrite is not None:
         opts["rewrite"] = {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(cfg.rewrite).items()}
     # The LLM server is asked first: if it does not answer, one clear error before any long work.

@@ -60,6 +60,8 @@ def build(
     refine_floor: float = typer.Option(0.2, "--refine-floor", min=0.0, max=1.0, help="The least share of a "
                                        "type's negatives on the side the LM tells apart that refinement keeps "
                                        "(1: keep all, as --no-refine)."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace an earlier build in OUT (its table/, "
+                                   "report.json, kg.json, images/); without it such an OUT is an error."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars (the summary is still printed)."),
     progress: bool = typer.Option(True, "--progress/--no-progress", hidden=True),  # (older spelling of --quiet)
     rewrite: str = typer.Option(None, "--rewrite", help="LLM rewrites of the pseudo-captions, each checked against "
@@ -104,7 +106,7 @@ def build(
                       sensitive=sensitive, seed=seed, limit=limit, spacy_model=spacy_model, conceptnet=conceptnet,
                       wordnet=not no_wordnet, negatives_per_type=negatives_per_type, pseudo_captions=n_pseudo,
                       kg=kg, rows_per_part=rows_per_part, region_captions=region_captions, workers=workers,
-                      refine=refine, refine_floor=refine_floor, progress=progress and not quiet, rewrite=rc)
+                      refine=refine, refine_floor=refine_floor, overwrite=overwrite, progress=progress and not quiet, rewrite=rc)
     try:
         report = run(cfg)
     except (InputError, SpacyModelMissing, WordNetMissing, OllamaUnavailable) as e:

@@ -126,7 +126,8 @@ def one_run(ch: D.Chain, shards: Path, world_dir: Path, model_json: Path, method
         with D.Progress(ch, run_dir, f"{method} seed {seed}", size["steps"]):
             ch.cli("train", "run", str(shards), "--out", str(run_dir), "--config", str(cfg_file), "--model",
                    str(model_json), "--steps", str(size["steps"]), "--batch-size", str(size["batch_size"]),
-                   "--seed", str(seed), "--device", device, "--save-every", str(max(1, size["steps"] // points)))
+                   "--seed", str(seed), "--device", device, "--save-every", str(max(1, size["steps"] // points)),
+                   "--quiet")
     finally:
         snap.stop.set()
         snap.join()

@@ -74,6 +74,8 @@ def run(
     resume: bool = typer.Option(False, "--resume", help="Continue from OUT/latest.pt."),
     set_: list[str] = typer.Option(
         None, "--set", help="KEY=VALUE for any option of the config file, e.g. ahnm.beta_max=2 (repeatable)."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Start over in an OUT holding an earlier run "
+                                   "(its checkpoint, metrics, plots and export are removed); see also --resume."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress display (step, loss, lr, img/s, AHNM β, "
                                "ETA: a live line on a terminal, a plain line every 30 s otherwise)."),
 ) -> None:
@@ -98,8 +100,8 @@ def run(
         cfg = C.from_dict({k: v for k, v in flags.items() if v is not None}, cfg, "command line")
         if set_:
             cfg = C.from_dict(C.parse_overrides(set_), cfg, "--set")
-        summary = loop.run(cfg, show_progress=not quiet)
-    except (ValueError, FileNotFoundError, loop.NaNLossError) as e:
+        summary = loop.run(cfg, show_progress=not quiet, overwrite=overwrite)
+    except (ValueError, FileNotFoundError, FileExistsError, loop.NaNLossError) as e:
         _fail(str(e))
     typer.echo(json.dumps(summary, indent=2))
 

@@ -147,7 +147,7 @@ def stage_build(ch: Chain, world_dir: Path, seed: int, wordnet: bool = False) ->
         os.environ["NLTK_DATA"] = str(local)
     extra = [] if wordnet and wordnet_available() else ["--no-wordnet"]
     ch.cli("kgaug", "build", "--source", "vg", "--vg-dir", str(world_dir), "--out", str(table),
-           "--seed", str(seed), "--no-refine", *extra)
+           "--seed", str(seed), "--no-refine", "--overwrite", *extra)
     return table
 
 
@@ -160,8 +160,8 @@ def stage_shard(ch: Chain, table: Path, model_json: Path, size: dict[str, Any], 
 
 
 class Progress(threading.Thread):
-    """Prints a line from the trainer's metrics.jsonl every few seconds while it trains (the trainer
-    itself logs to the file only)."""
+    """Prints a line from the trainer's metrics.jsonl every few seconds while it trains, labelled with the
+    method (and seed): the chain's own display, in its log; the trainer's is off (`train run --quiet`)."""
 
     def __init__(self, ch: Chain, run_dir: Path, label: str, total: int, every_s: float = 10.0):
         super().__init__(daemon=True)
@@ -199,7 +199,7 @@ def stage_train(ch: Chain, shards: Path, method: str, config: dict[str, Any], mo
     with Progress(ch, run_dir, method, size["steps"]):
         ch.cli("train", "run", str(shards), "--out", str(run_dir), "--config", str(cfg_file), "--model",
                str(model_json), "--steps", str(size["steps"]), "--batch-size", str(size["batch_size"]), "--seed",
-               str(seed), "--device", device, "--save-every", str(max(1, size["steps"])))
+               str(seed), "--device", device, "--save-every", str(max(1, size["steps"])), "--overwrite", "--quiet")
     return run_dir
 
 

@@ -11,6 +11,7 @@ import logging
 import math
 import os
 import random
+import shutil
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -114,13 +115,29 @@ def resolve(config: C.TrainConfig | dict, **overrides: Any) -> C.TrainConfig:
     return C.from_dict(overrides, cfg, "overrides").validate() if overrides else cfg.validate()
 
 
-def run(config: C.TrainConfig | dict, *, show_progress: bool = False, **overrides: Any) -> dict[str, Any]:
+# What a run writes into OUT: a new run (neither --resume nor --overwrite) refuses a folder holding any.
+RUN_OUTPUT = (ckpt_io.LATEST, metrics.METRICS, metrics.SUMMARY, "config.json", "config.yaml", "plots", "export")
+
+
+def run(config: C.TrainConfig | dict, *, show_progress: bool = False, overwrite: bool = False,
+        **overrides: Any) -> dict[str, Any]:
     """Train as configured; returns the summary (also written to OUT/summary.json). `show_progress`:
-    the live display on stderr (`kgclip.progress.TrainProgress`; `train run` without `--quiet`)."""
+    the live display on stderr (`kgclip.progress.TrainProgress`; `train run` without `--quiet`).
+    An OUT holding an earlier run is continued with `resume`, replaced with `overwrite` (its files
+    removed first), else refused before anything is built."""
     cfg = resolve(config, **overrides)
     if not cfg.out:
         raise ValueError("an output folder is required (--out DIR)")
     out = Path(cfg.out)
+    earlier = [n for n in RUN_OUTPUT if (out / n).exists()]
+    if earlier and not cfg.resume:
+        if not overwrite:
+            raise FileExistsError(f"{out} already holds a training run ({', '.join(earlier)}); use --resume to "
+                                  "continue it, --overwrite to start over, or another --out folder")
+        if int(os.environ.get("RANK", "0")) == 0:
+            for n in earlier:
+                p = out / n
+                shutil.rmtree(p) if p.is_dir() else p.unlink()
     out.mkdir(parents=True, exist_ok=True)
     import torch.distributed as dist
 

@@ -93,7 +93,8 @@ def plot(out: Path) -> list[str]:
         mat = np.array([h if h else [0] * bins for h in hists], dtype=float).T
         mat = mat / np.maximum(mat.sum(0, keepdims=True), 1)
         fig, ax = plt.subplots(figsize=(6, 3.5))
-        ax.imshow(mat, aspect="auto", origin="lower", extent=(steps[0], steps[-1], -1, 1), cmap="viridis")
+        # each logged step a column of width 1 (a one-step run is one column, not a zero-width image)
+        ax.imshow(mat, aspect="auto", origin="lower", extent=(steps[0] - 0.5, steps[-1] + 0.5, -1, 1), cmap="viridis")
         ax.set_xlabel("step"), ax.set_ylabel("margin (cos neg − cos pos)")
         ax.set_title("AHNM negative margin histogram")
         fig.tight_layout(), fig.savefig(d / "margin_hist.png", dpi=100), plt.close(fig)

@@ -174,3 +174,23 @@ def test_a_folder_that_is_no_kgaug_output_is_named_in_the_error(tmp_path: Path):
     text = " ".join(r.output.split())
     assert r.exit_code == 1 and "is not a kgaug build output" in text
     assert "{folder}" not in text and f"--out {tmp_path / 'notkg'}" in text.replace("\n", "")
+
+
+def test_a_table_that_cannot_give_a_shard_fails_before_embedding(tmp_path: Path, kg, monkeypatch):
+    # `kgaug build --source vg` without --images writes rows without an image path; a wrong --images
+    # writes paths that do not exist; kgaug can also leave a table without rows. Each fails at once, the
+    # rows grouped by reason, before a model is built.
+    from clusterbuild import pipeline
+
+    monkeypatch.setattr(pipeline, "load_model", lambda *a, **k: pytest.fail("embedding started"))
+    no_path = kg.write_kgaug(tmp_path / "nopath", [kg.kg_row(f"k{i}", None) for i in range(5)])
+    gone = kg.write_kgaug(tmp_path / "gone", [kg.kg_row(f"k{i}", str(tmp_path / "imgs" / f"{i}.jpg"))
+                                              for i in range(4)])
+    empty = kg.write_kgaug(tmp_path / "empty", [])
+    for folder, words in ((no_path, "5 × row without an image path"),
+                          (gone, f"4 × image file not found under {tmp_path / 'imgs'}"),
+                          (empty, "the table has no rows")):
+        r = CliRunner().invoke(app, ["shard", str(folder), "--out", str(tmp_path / "out"), "--model",
+                                     "kgclip-tiny-64", "--quiet"])
+        assert r.exit_code == 1, r.output
+        assert words in " ".join(r.output.split()), r.output

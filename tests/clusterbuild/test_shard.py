@@ -146,8 +146,17 @@ def test_same_seed_same_bytes_other_seed_refused_without_overwrite(kgaug_small: 
     assert shard(kgaug_small, b, args=kg.SHARD_ARGS).exit_code == 0
     assert {k: v for k, v in folder_bytes(a).items()} == folder_bytes(b)
     other = [x if x != "7" else "8" for x in kg.SHARD_ARGS]
-    r = shard(kgaug_small, b, args=other)
+    from clusterbuild import pipeline
+
+    created = []
+    real_load = pipeline.load_model
+    pipeline.load_model = lambda *a, **k: created.append(1) or real_load(*a, **k)
+    try:
+        r = shard(kgaug_small, b, args=other)
+    finally:
+        pipeline.load_model = real_load
     assert r.exit_code == 1 and "--overwrite" in r.output
+    assert not created  # refused before the model was built and anything embedded
     r = shard(kgaug_small, b, "--overwrite", args=other)
     assert r.exit_code == 0 and validate_folder(b) == []
     assert json.loads((b / C.INFO_FILE).read_text())["seed"] == 8

@@ -381,3 +381,18 @@ def test_quiet_silences_the_progress_bars_only(tiny_vg: Path, tmp_path: Path):
         runs[name] = r
     assert "read vg" in runs["bars"].stderr and "negatives" in runs["bars"].stderr
     assert runs["quiet"].stderr == "" and "images: 8 rows" in runs["quiet"].stdout
+
+
+def test_an_earlier_build_is_replaced_only_with_overwrite(tiny_vg: Path, tmp_path: Path):
+    # the same rule in the three tools: an OUT holding earlier output is an error before any work, and
+    # --overwrite removes what the earlier run left (a webdataset build's extracted images/ included)
+    out = tmp_path / "out"
+    assert run_build("--source", "vg", "--vg-dir", str(tiny_vg), "--out", str(out), "--no-wordnet")[0] == 0
+    (out / "images").mkdir()
+    (out / "images" / "stale.jpg").write_bytes(b"x")
+    code, log = run_build("--source", "vg", "--vg-dir", str(tiny_vg), "--out", str(out), "--no-wordnet")
+    assert code == 2 and "already holds a kgaug build" in log and "--overwrite" in log, log
+    code, log = run_build("--source", "vg", "--vg-dir", str(tiny_vg), "--out", str(out), "--no-wordnet",
+                          "--overwrite")
+    assert code == 0, log
+    assert not (out / "images").exists() and len(list(read_rows(out))) == 8

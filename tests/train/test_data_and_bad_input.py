@@ -190,3 +190,25 @@ def test_run_help_shows_every_default_in_brackets():
     assert r.exit_code == 0
     for default in ("[kgclip-tiny-64]", "[none: random init]", "[fp32]", "[cpu]", "[32]"):
         assert default in r.output, default
+
+
+def test_an_earlier_run_is_continued_or_replaced_only_when_asked(coco_shards, tmp_path):
+    # the rule of the three tools: an OUT holding an earlier run is an error unless --resume (continue it)
+    # or --overwrite (start over: its checkpoint, metrics, plots and export removed first)
+    from train.cli import app
+
+    import warnings
+
+    args = ["run", str(coco_shards), "--out", str(tmp_path / "o"), "--steps", "1", "--batch-size", "4", "-q"]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UserWarning)  # a one-step run plots without matplotlib's warning
+        assert CliRunner().invoke(app, args).exit_code == 0
+    r = CliRunner().invoke(app, args)
+    assert r.exit_code == 2 and "already holds a training run" in r.output and "--overwrite" in r.output, r.output
+    (tmp_path / "o" / "plots" / "stale.png").write_bytes(b"x")
+    r = CliRunner().invoke(app, [*args, "--overwrite"])
+    assert r.exit_code == 0, r.output
+    assert not (tmp_path / "o" / "plots" / "stale.png").exists()
+    assert [x["step"] for x in metrics.read(tmp_path / "o")] == [1]  # not the first run's step 1 twice
+    r = CliRunner().invoke(app, [*args[:5], "2", *args[6:], "--resume"])
+    assert r.exit_code == 0 and [x["step"] for x in metrics.read(tmp_path / "o")] == [1, 2], r.output
