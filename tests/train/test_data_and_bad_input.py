@@ -195,9 +195,9 @@ def test_run_help_shows_every_default_in_brackets():
 def test_an_earlier_run_is_continued_or_replaced_only_when_asked(coco_shards, tmp_path):
     # the rule of the three tools: an OUT holding an earlier run is an error unless --resume (continue it)
     # or --overwrite (start over: its checkpoint, metrics, plots and export removed first)
-    from train.cli import app
-
     import warnings
+
+    from train.cli import app
 
     args = ["run", str(coco_shards), "--out", str(tmp_path / "o"), "--steps", "1", "--batch-size", "4", "-q"]
     with warnings.catch_warnings():
