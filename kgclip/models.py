@@ -24,6 +24,20 @@ RANDOM_INIT_WARNING = (
 
 
 
+class _OpenClipChatter(logging.Filter):
+    """Drops open_clip's INFO lines (about ten per model: identifiers parsed, configs found, preprocessing
+    set) and its random-init warning, which each tool replaces by its own, said once; open_clip's other
+    warnings and errors pass. open_clip logs through the root logger, so the filter sits there."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if "open_clip" not in record.pathname.replace("\\", "/"):
+            return True
+        return record.levelno >= logging.WARNING and "No pretrained weights loaded" not in record.getMessage()
+
+
+_CHATTER = _OpenClipChatter()
+
+
 def register_configs(*paths: Path) -> None:
     import open_clip
 
@@ -62,6 +76,9 @@ def create(model: str, pretrained: str | None = None, device: str = "cpu", preci
            **kw: Any) -> LoadedModel:
     import open_clip
 
+    root = logging.getLogger()
+    if _CHATTER not in root.filters:
+        root.addFilter(_CHATTER)
     name = resolve_model_name(model)
     if not name.startswith(("local-dir:", "hf-hub:")) and open_clip.get_model_config(name) is None:
         raise ValueError(f"unknown model {model!r}: not an open_clip name, a kgclip config "

@@ -66,6 +66,9 @@ def test_a_pipe_gets_plain_lines_and_quiet_gets_none(coco_shards: Path, tmp_path
     lines = [ln for ln in r.stderr.splitlines() if ln.startswith("train: step")]
     assert lines[0].startswith("train: step 1/3 (33 %)") and lines[-1].startswith("train: step 3/3 (100 %)"), lines
     assert all(" loss " in ln and " img/s" in ln and "ETA" in ln for ln in lines)
+    # one random-init warning, ours; none of open_clip's ten INFO lines per model
+    assert r.stderr.count("RANDOM INIT") == 1 and "No pretrained weights loaded" not in r.stderr, r.stderr
+    assert "INFO root" not in r.stderr, r.stderr
     q = subprocess.run(_cmd(coco_shards, tmp_path / "quiet", "--quiet"), capture_output=True, text=True, env=_env(),
                        cwd=ROOT, timeout=600)
     assert q.returncode == 0, q.stderr[-3000:]
