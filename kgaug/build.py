@@ -48,6 +48,7 @@ from kgaug.report import Report
 from kgaug.rewrite import RewriteConfig, Rewriter, rewrite_parts
 from kgaug.scene_graph import GraphBuilder, SceneGraph
 from kgaug.sources import InputError, Record, RelativeWhere, Skip
+from kgaug.summary import report_page
 from kgaug.table import PART_PATTERN, REPORT_FILE, TABLE_DIR, TABLE_SCHEMA
 from kgaug.vgmeta import VGMeta
 from kgaug.wordnet import WordNet
@@ -160,7 +161,7 @@ def precheck(cfg: BuildConfig) -> None:
 
 
 # What a build writes into OUT; `--overwrite` removes it first (the rewrite cache stays: it is a cache).
-PREVIOUS_OUTPUT = (TABLE_DIR, REPORT_FILE, KG_FILE, "images")
+PREVIOUS_OUTPUT = (TABLE_DIR, REPORT_FILE, "report.html", KG_FILE, "images")
 
 
 def clear_previous(out: Path) -> None:
@@ -735,4 +736,5 @@ def build(cfg: BuildConfig, console=None) -> Report:
     if rewriter is not None:
         report.extra["seconds"]["rewrite"] = round(t_rw, 2)
     report.write(out / REPORT_FILE)
+    report_page(report, out, cfg.seed)
     return report

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from kgclip import report as KR
 from train import report as R
 
 NOT_BUILT = "not built yet"
@@ -311,7 +312,7 @@ def sample_rows(table: Path, n: int = 8) -> list[dict[str, Any]]:
 
 def write_report(ch: Chain, results: dict[str, dict[str, float]], stages: dict[str, str], table: Path | None,
                  runs: dict[str, Path], bias: dict[str, Any], size: dict[str, Any]) -> None:
-    rep = R.Report("kgclip demo: the embedded compositional world", ch.out)
+    rep = KR.Report("kgclip demo: the embedded compositional world", ch.out)
     rep.para(f"World preset {size['preset']!r}, {size['train']} training images at {size['image_size']} px, "
              f"{size['eval']} held-out scenes (object pairs never seen in training). Model: "
              f"{size['layers']}-layer ViT/text width {size['width']}, {size['steps']} steps of batch "

@@ -116,7 +116,8 @@ def resolve(config: C.TrainConfig | dict, **overrides: Any) -> C.TrainConfig:
 
 
 # What a run writes into OUT: a new run (neither --resume nor --overwrite) refuses a folder holding any.
-RUN_OUTPUT = (ckpt_io.LATEST, metrics.METRICS, metrics.SUMMARY, "config.json", "config.yaml", "plots", "export")
+RUN_OUTPUT = (ckpt_io.LATEST, metrics.METRICS, metrics.SUMMARY, "config.json", "config.yaml", "plots", "export",
+              "report.html")
 
 
 def run(config: C.TrainConfig | dict, *, show_progress: bool = False, overwrite: bool = False,
@@ -297,5 +298,6 @@ def finish(cfg: C.TrainConfig, built: M.Built, out: Path, seconds: float, resume
         from train.export import export_model
 
         summary["export"] = str(export_model(M.plain(built), built.model_cfg, built.preprocess, out / "export"))
+    summary["report"] = str(metrics.report_page(out, summary, recs))
     atomic_write_json(out / metrics.SUMMARY, summary)
     return summary

@@ -111,3 +111,37 @@ def plot(out: Path) -> list[str]:
     fig.tight_layout(), fig.savefig(d / "ahnm_shares.png", dpi=100), plt.close(fig)
     written.append("ahnm_shares.png")
     return written
+
+
+def report_page(out: Path, summary: dict[str, Any], records: list[dict[str, Any]]) -> Path:
+    """OUT/report.html: the run on one self-contained page — its summary, the curves of plots/, and
+    AHNM's statistics at the last logged step (`train eval` results, when OUT/eval.json exists)."""
+    import json
+
+    from kgclip.report import Report
+
+    out = Path(out)
+    page = Report(f"train run — {summary.get('model')}, {summary.get('loss_kind')}, {summary.get('negatives')} "
+                  f"negatives, {summary.get('batching')} batches", out)
+    keys = ("steps", "first_loss", "last_loss", "loss_first10pct", "loss_last10pct", "images_per_s",
+            "final_logit_scale", "final_logit_bias", "trainable_params", "params", "seconds", "resumed_from",
+            "checkpoint", "export")
+    page.table([["", "value"]] + [[k, _cell(summary.get(k))] for k in keys if summary.get(k) is not None])
+    for name in summary.get("plots") or []:  # file names in OUT/plots
+        page.image(out / "plots" / name, Path(name).stem)
+    last = (records[-1].get("ahnm") or {}) if records else {}
+    flat = {k: v for k, v in last.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
+    if flat:
+        page.heading(f"AHNM at step {records[-1]['step']}")
+        page.table([["statistic", "value"]] + [[k, _cell(v)] for k, v in sorted(flat.items())])
+    ev = out / "eval.json"
+    if ev.is_file():
+        page.heading("train eval")
+        page.para(json.dumps(json.loads(ev.read_text()), indent=1)[:4000])
+    return page.write("report", markdown=False)[1]
+
+
+def _cell(v: Any) -> str:
+    if isinstance(v, float):
+        return f"{v:.4g}"
+    return str(v)

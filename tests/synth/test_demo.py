@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from kgclip import report as KR
 from train import ablation, demo
 from train import report as R
 
@@ -36,7 +37,7 @@ def test_mean_std_and_table():
 def test_report_writes_markdown_and_html_with_the_same_content(tmp_path):
     img = tmp_path / "s.png"
     Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(img)
-    rep = R.Report("t", tmp_path)
+    rep = KR.Report("t", tmp_path)
     rep.heading("Accuracy")
     rep.table(R.results_table({"full": {"swap_att": 0.9}, "clip": {"swap_att": 0.6}}))
     neg = {"type": "swap_att", "text": "a blue circle left of a red square", "to": "blue"}
@@ -49,8 +50,9 @@ def test_report_writes_markdown_and_html_with_the_same_content(tmp_path):
     m, h = md.read_text(), ht.read_text()
     for s in ("Accuracy", "90.0", "60.0", "the circle is red"):
         assert s in m and s in h
-    assert "**blue**" in m and f'color:{R.EDIT_COLOURS["swap_att"]}' in h
-    assert "f/loss.png" in m and h.count("data:image/png;base64") == 2
+    assert "**blue**" in m and f'color:{KR.EDIT_COLOURS["swap_att"]}' in h
+    # the figure inline as it is, the sample photo as a small JPEG thumbnail
+    assert "f/loss.png" in m and h.count("data:image/png;base64") == 1 and h.count("data:image/jpeg;base64") == 1
 
 
 def test_registry_methods_are_distinct_and_cover_the_issue():
