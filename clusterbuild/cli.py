@@ -10,6 +10,7 @@ from rich.console import Console
 from clusterbuild import __version__
 
 app = typer.Typer(
+    rich_markup_mode=None,  # plain help: wraps at any width, no markup in option texts
     help="Stage 2: embed a kgaug table with open_clip, cluster it with FAISS, and write "
     "WebDataset shards with cluster ids that open_clip's trainer reads unchanged.",
     no_args_is_help=True,

