@@ -208,7 +208,7 @@ def embed_rows(rows: Sequence[EmbedRow], loaded, cache: Path, device: str = "cpu
                max_pixels: int = images.DEFAULT_MAX_PIXELS, with_negatives: bool = False, workers: int = 0,
                progress: bool = True, log: Callable[[str], None] = print) -> Embeddings:
     """Embed `rows` into `cache` (reusing finished chunks of an identical earlier run)."""
-    from tqdm import tqdm
+    from kgclip.progress import progress_bar
 
     cache = Path(cache)
     fp = fingerprint(rows, loaded.name, loaded.pretrained, loaded.model_cfg, with_negatives, chunk_rows,
@@ -230,18 +230,18 @@ def embed_rows(rows: Sequence[EmbedRow], loaded, cache: Path, device: str = "cpu
     enc = None
     n_chunks = (len(rows) + chunk_rows - 1) // chunk_rows
     parts = []
-    with tqdm(total=len(rows), desc="embed", unit="row", disable=not progress, leave=False) as bar:
+    with progress_bar("embed", len(rows), progress, unit="rows") as bar:
         for c in range(n_chunks):
             path = chunks_dir / f"chunk-{c:05d}.npz"
             lo, hi = c * chunk_rows, min(len(rows), (c + 1) * chunk_rows)
             if path.is_file():
                 with np.load(path) as z:
                     parts.append({k: z[k] for k in z.files})
-                bar.update(hi - lo)
+                bar.advance(hi - lo)
                 continue
             if enc is None:
                 enc = Encoder(loaded, device)
-            part = _embed_chunk(enc, rows[lo:hi], lo, batch_size, max_side, max_pixels, dim, bar.update, workers)
+            part = _embed_chunk(enc, rows[lo:hi], lo, batch_size, max_side, max_pixels, dim, bar.advance, workers)
             _save_npz(path, part)
             parts.append(part)
     if not parts:

@@ -176,41 +176,44 @@ def write_shards(out: Path, rows: Sequence[dict], plan: Plan, samples_per_shard:
                  with_cls: bool = True, progress: bool = True,
                  log: Callable[[str], None] = print) -> dict[str, int]:
     """Write every shard of `plan` not already in `out`; then `sizes.json`. Returns sizes."""
-    from tqdm import tqdm
+    from kgclip.progress import progress_bar
 
     out = Path(out)
     keys = [r.get("key") for r in rows]
     sizes: dict[str, int] = {}
     done = 0
     shards = plan.shards(samples_per_shard)
-    for index, members in enumerate(tqdm(shards, desc="shards", unit="tar", disable=not progress, leave=False)):
-        name = C.shard_name(index)
-        sizes[name] = len(members)
-        if (out / name).is_file() and (out / C.stats_name(name)).is_file() and (out / C.parquet_name(name)).is_file():
-            done += 1
-            continue  # written completely by an earlier run (the tar is renamed into place last)
-        samples, reencoded, bad_negs = [], Counter(), 0
-        for r in members:
-            row = rows[r]
+    with progress_bar("shards", len(shards), progress, unit="tars") as bar:
+        for index, members in enumerate(shards):
+            name = C.shard_name(index)
+            sizes[name] = len(members)
+            if (out / name).is_file() and (out / C.stats_name(name)).is_file() and (out / C.parquet_name(name)).is_file():
+                done += 1
+                bar.advance(1)
+                continue  # written completely by an earlier run (the tar is renamed into place last)
+            samples, reencoded, bad_negs = [], Counter(), 0
+            for r in members:
+                row = rows[r]
+                try:
+                    img = images.prepare(row.get("image"), max_side, max_pixels)
+                except images.BadImage as e:
+                    raise RuntimeError(f"{row.get('image')} (row {row['key']}): {e} — it was readable when "
+                                       "embedded; did the file change? rerun with --overwrite") from e
+                if img.reencoded:
+                    reencoded[_reencode_label(img.why)] += 1
+                s, bad = make_sample(row, img, plan.cluster_id[r], [keys[j] for j in plan.knn.get(r, [])],
+                                     [keys[j] for j in plan.near_duplicates.get(r, [])], plan.weights.get(r, 1.0))
+                samples.append(s)
+                bad_negs += bad
+            stats = {"clusters": sorted({plan.cluster_id[r] for r in members}),
+                     "reencoded": dict(sorted(reencoded.items())), "hard_negatives_dropped": bad_negs}
             try:
-                img = images.prepare(row.get("image"), max_side, max_pixels)
-            except images.BadImage as e:
-                raise RuntimeError(f"{row.get('image')} (row {row['key']}): {e} — it was readable when "
-                                   "embedded; did the file change? rerun with --overwrite") from e
-            if img.reencoded:
-                reencoded[_reencode_label(img.why)] += 1
-            s, bad = make_sample(row, img, plan.cluster_id[r], [keys[j] for j in plan.knn.get(r, [])],
-                                 [keys[j] for j in plan.near_duplicates.get(r, [])], plan.weights.get(r, 1.0))
-            samples.append(s)
-            bad_negs += bad
-        stats = {"clusters": sorted({plan.cluster_id[r] for r in members}),
-                 "reencoded": dict(sorted(reencoded.items())), "hard_negatives_dropped": bad_negs}
-        try:
-            shardio.write_shard(out, index, samples, with_cls=with_cls, stats_extra=stats)
-        except OSError as e:
-            msg = (f"writing shard {out / name} failed: {e.strerror or e}; no partial shard is left under "
-                   "a final name; free space or fix permissions and rerun to resume")
-            raise (OSError(e.errno, msg) if e.errno else OSError(msg)) from e
+                shardio.write_shard(out, index, samples, with_cls=with_cls, stats_extra=stats)
+            except OSError as e:
+                msg = (f"writing shard {out / name} failed: {e.strerror or e}; no partial shard is left under "
+                       "a final name; free space or fix permissions and rerun to resume")
+                raise (OSError(e.errno, msg) if e.errno else OSError(msg)) from e
+            bar.advance(1)
     if done:
         log(f"resumed: {done} of {len(shards)} shards were already complete")
     shardio.write_sizes(out, sizes)

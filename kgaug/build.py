@@ -311,6 +311,8 @@ def _emit(rec: Record, caps: list[Caption] | None, f, kg: KG, report: Report, pr
     write_spill(f, SpillRecord(rec.key, rec.source, rec.image, rec.captions, graph,
                                [caption_to_dict(c) for c in caps or []], words, tags, rec.license))
     report.counts["images"] += 1
+    if not rec.image:
+        report.counts["rows_without_image"] += 1
     return True
 
 
@@ -688,9 +690,10 @@ def build(cfg: BuildConfig, console=None) -> Report:
         gc.freeze()
         t1 = time.perf_counter()
         gen = Generator(kg, cfg.negatives_per_type)
+        t_refine = 0.0
         if cfg.refine and cfg.negatives_per_type > 0:
             report.extra["refinement"] = _refinement(spill, kg, gen, cfg)
-            report.extra["refinement"]["seconds"] = round(time.perf_counter() - t1, 2)  # (part of "generate")
+            t_refine = time.perf_counter() - t1
         tmp_dir = out / (TABLE_DIR + ".tmp")
         shutil.rmtree(tmp_dir, ignore_errors=True)
         tmp_dir.mkdir()
@@ -732,9 +735,12 @@ def build(cfg: BuildConfig, console=None) -> Report:
                           "conceptnet_edges": kg.conceptnet_rows,
                           "conceptnet_skipped": dict(sorted(kg.conceptnet_skipped.items())),
                           "wordnet": wn.enabled, "co_occurrence_prunes": kg.cooc_prunes}
-    report.extra["seconds"] = {"read_and_count": round(t1 - t0, 2), "generate": round(t2 - t1, 2)}
+    t_rewrite = t_rw if rewriter is not None else 0.0
+    # (the parts add up to the whole: the summary's images/s divides by their sum)
+    report.extra["seconds"] = {"read_and_count": round(t1 - t0, 2), "refine": round(t_refine, 2),
+                               "generate": round(t2 - t1 - t_refine - t_rewrite, 2)}
     if rewriter is not None:
-        report.extra["seconds"]["rewrite"] = round(t_rw, 2)
+        report.extra["seconds"]["rewrite"] = round(t_rewrite, 2)
     report.write(out / REPORT_FILE)
     report_page(report, out, cfg.seed)
     return report

@@ -37,7 +37,8 @@ def build(
     vg_dir: Path = typer.Option(None, "--vg-dir", help="Visual Genome JSON folder (vg, synthetic)."),
     images: Path = typer.Option(None, "--images", help="Image folder (default for vg: VG-DIR/images or VG_100K*)."),
     captions: Path = typer.Option(None, "--captions", help="COCO caption JSON, or CSV/JSONL/parquet table."),
-    shards: str = typer.Option(None, "--shards", help="WebDataset shard pattern, e.g. 'data/{00000..00009}.tar'."),
+    shards: str = typer.Option(None, "--shards", help="WebDataset shard pattern, e.g. 'data/{00000..00009}.tar'; each image is "
+                                "extracted to OUT/images/ (the table refers to those files)."),
     image_column: str = typer.Option(None, "--image-column", help="Image path column (captions source)."),
     caption_column: str = typer.Option(None, "--caption-column", help="Caption column (captions source)."),
     id_column: str = typer.Option(None, "--id-column", help="Optional id column used for keys."),

@@ -17,6 +17,9 @@ def summary_text(report: Report, out: str) -> str:
         + (f"   captions parsed: {c['captions_parsed']}" if c.get("captions_parsed") else ""),
         "  negatives by type: " + ", ".join(f"{k} {v}" for k, v in sorted(report.negatives.items())),
     ]
+    if c.get("rows_without_image"):
+        lines.append(f"  rows without an image: {c['rows_without_image']} (no --images, or no file for them): "
+                     "fine for the table; clusterbuild shard cannot write them")
     if report.skip_reasons:
         lines.append("  skipped, by reason:")
         for reason, n in report.skip_reasons.most_common(8):

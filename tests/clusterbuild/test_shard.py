@@ -4,6 +4,8 @@ and byte-identical resumption after a crash."""
 from __future__ import annotations
 
 import json
+import os
+import re
 from itertools import groupby
 from pathlib import Path
 
@@ -348,3 +350,22 @@ def test_cluster_on_auto_falls_back_to_images_when_every_graph_is_the_same(tmp_p
     info = json.loads((out / C.INFO_FILE).read_text())
     assert info["clusters"]["cluster_on"] == "image" and info["clusters"]["k"] == 3
     assert len({s.meta["cluster_id"] for s in read_all(out)}) > 1
+
+
+def test_progress_bars_like_the_other_tools_and_quiet_silences_them(kgaug_small: Path, tmp_path: Path, kg):
+    import subprocess
+    import sys
+
+    code = "import sys; from clusterbuild.cli import app; app(sys.argv[1:], prog_name='clusterbuild')"
+    env = dict(os.environ, COLUMNS="120", HF_HUB_OFFLINE="1", OMP_NUM_THREADS="1")
+    runs = {}
+    for name, extra in (("bars", []), ("quiet", ["-q"])):
+        args = [a for a in kg.SHARD_ARGS if a not in ("--quiet", "-q")]
+        r = subprocess.run([sys.executable, "-c", code, "shard", str(kgaug_small), "--out", str(tmp_path / name),
+                            *args, *extra], capture_output=True, text=True, env=env, timeout=600)
+        assert r.returncode == 0, r.stderr[-2000:]
+        runs[name] = r
+    bars = runs["bars"].stderr
+    assert re.search(r"embed .*16/16 .*rows/s", bars) and re.search(r"shards .*4/4 .*tars/s", bars), bars[-2000:]
+    quiet = runs["quiet"].stderr
+    assert not re.search(r"embed .*16/16", quiet) and not re.search(r"shards .*4/4", quiet), quiet

@@ -118,6 +118,7 @@ def test_vg_replacements_are_not_wordnet_synonyms(vg_build: Path):
 def test_vg_report_and_kg(vg_build: Path):
     report = read_report(vg_build)
     assert report["counts"]["rows"] == 100
+    assert report["counts"]["rows_without_image"] == 100  # the sample has no photos: said, not silent
     assert "record_problems_by_reason" in report
     assert report["kg"]["wordnet"] is True and report["kg"]["conceptnet_edges"] > 0
     kg = json.loads((vg_build / "kg.json").read_text())
