@@ -164,7 +164,7 @@ class Report:
         return (md if markdown else None), ht
 
 
-def thumbnail(path: Path, side: int = THUMB_SIDE) -> bytes:
+def thumbnail(path: Path, side: int = THUMB_SIDE, quality: int = 80) -> bytes:
     """A JPEG of `path` at most `side` pixels on its longer side."""
     from PIL import Image
 
@@ -172,7 +172,7 @@ def thumbnail(path: Path, side: int = THUMB_SIDE) -> bytes:
         im = im.convert("RGB")
         im.thumbnail((side, side))
         buf = io.BytesIO()
-        im.save(buf, "JPEG", quality=80)
+        im.save(buf, "JPEG", quality=quality)
     return buf.getvalue()
 
 

@@ -44,7 +44,12 @@ def _world():
     return b.graph
 
 
-def test_a_generator_keeps_none_of_the_refused_side_and_counts_them():
+ADDS_AND_REPLACES = ("add_att", "add_obj", "replace_att", "replace_obj")
+
+
+def _plain_and_refined(keep: float):
+    """The world's KG and LM, a generator without refinement and one keeping a negative less likely than
+    its caption with probability `keep` (the other types untouched)."""
     g = _world()
     kg = KG(WordNet(enabled=False))
     kg.add_graph(g)
@@ -52,7 +57,12 @@ def test_a_generator_keeps_none_of_the_refused_side_and_counts_them():
     lm = fluency.BigramLM.fit(["a black cat on a wooden table", "a red cup on a wooden table"] * 5)
     plain, refined = Generator(kg, per_type=4), Generator(kg, per_type=4)
     refined.lms, refined.lm = (lm,), lm
-    refined.refine = {k: (-1, 0.0) for k in ("add_att", "add_obj", "replace_att", "replace_obj")}
+    refined.refine = {k: (-1, keep) for k in ADDS_AND_REPLACES}
+    return g, kg, lm, plain, refined
+
+
+def test_a_generator_keeps_none_of_the_refused_side_and_counts_them():
+    g, kg, lm, plain, refined = _plain_and_refined(0.0)
     before, after = [], []
     for seed in range(8):
         caps = pseudo_captions(g, 3, random.Random(seed))
@@ -66,14 +76,7 @@ def test_a_generator_keeps_none_of_the_refused_side_and_counts_them():
 
 
 def test_a_type_kept_whole_gives_the_negatives_of_no_refinement():
-    g = _world()
-    kg = KG(WordNet(enabled=False))
-    kg.add_graph(g)
-    kg.finalize()
-    lm = fluency.BigramLM.fit(["a black cat on a wooden table", "a red cup on a wooden table"] * 5)
-    plain, whole = Generator(kg, per_type=4), Generator(kg, per_type=4)
-    whole.lms, whole.lm = (lm,), lm
-    whole.refine = {k: (-1, 1.0) for k in ("add_att", "add_obj", "replace_att", "replace_obj")}  # --refine-floor 1
+    g, kg, _, plain, whole = _plain_and_refined(1.0)  # --refine-floor 1
     for seed in range(4):
         caps = pseudo_captions(g, 3, random.Random(seed))
         a = plain.for_image(caps, Evidence(g, kg), random.Random(seed))

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import io
 import json
 from pathlib import Path
 
@@ -10,19 +9,13 @@ import pytest
 
 from clusterbuild import contract as C
 from clusterbuild import shardio
+from kgclip.report import thumbnail
 
 N_IMAGES = 16
 
 
 def _small_jpeg(path: Path, side: int = 96) -> bytes:
-    from PIL import Image
-
-    with Image.open(path) as im:
-        im = im.convert("RGB")
-        im.thumbnail((side, side))
-        buf = io.BytesIO()
-        im.save(buf, "JPEG", quality=85)
-    return buf.getvalue()
+    return thumbnail(path, side, quality=85)
 
 
 def coco_samples(coco_dir: Path, n: int = N_IMAGES) -> list[C.Sample]:
