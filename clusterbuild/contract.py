@@ -33,6 +33,9 @@ TXT = "txt"
 JSON = "json"
 CLS = "cls"
 MEMBER_ORDER: tuple[str, ...] = (CLS, *IMAGE_EXTS, JSON, TXT)  # sorted, like webdataset writes
+# Members webdataset's decoders unpickle (torch.load for .pth/.pt): a kgclip shard never holds one, and
+# the reader refuses a sample that does (decoding it in another pipeline could run code).
+PICKLE_EXTS: tuple[str, ...] = ("pyd", "pickle", "pkl", "pth", "pt")
 
 # --- per-folder files --------------------------------------------------------------------------
 SIZES_FILE = "sizes.json"  # {shard file name: sample count}; open_clip's get_dataset_size reads it
@@ -244,6 +247,12 @@ def encode_sample(sample: Sample, with_cls: bool = True) -> list[tuple[str, byte
 def decode_sample(raw: Mapping[str, Any]) -> Sample:
     """A `Sample` from a raw webdataset dict (`__key__` plus member bytes), undecoded image."""
     key = raw["__key__"]
+    why = check_key(key)
+    if why:  # e.g. '../../x' from a member named '../../x.jpg': never used to name a file
+        raise ValueError(f"sample refused: {why}")
+    pickled = sorted(e for e in raw if e.rsplit(".", 1)[-1].lower() in PICKLE_EXTS)
+    if pickled:
+        raise ValueError(f"{key}: member .{pickled[0]} is a Python pickle; refused (kgclip shards never hold one)")
     ext = next((e for e in IMAGE_EXTS if e in raw), None)
     if ext is None:
         raise KeyError(f"{key}: no image member ({'/'.join(IMAGE_EXTS)})")

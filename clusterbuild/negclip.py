@@ -69,7 +69,9 @@ def export(folder: Path, out_tsv: Path, images_dir: Path | None = None) -> Count
     images_dir.mkdir(parents=True, exist_ok=True)
     samples, paths = [], []
     for s in C.iter_samples([str(p) for p in shards]):
-        path = images_dir / f"{s.key}.{s.image_ext}"
+        path = images_dir / f"{s.key}.{s.image_ext}"  # the reader refused keys that are not plain names
+        if path.resolve().parent != images_dir.resolve():
+            raise ValueError(f"{folder}: sample key {s.key[:80]!r} would write outside {images_dir}")
         if not path.is_file() or path.stat().st_size != len(s.image):
             atomic_write_bytes(path, s.image)
         s.image = None  # keep memory flat: only the path is needed from here on

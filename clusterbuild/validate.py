@@ -117,6 +117,8 @@ def validate_folder(folder: Path, check_images: bool = True) -> list[Violation]:
                 out.append(Violation(name, key, f"duplicate key (also in {seen[key]})"))
             else:
                 seen[key] = name
+            for ext in sorted(e for e in members if e.rsplit(".", 1)[-1].lower() in C.PICKLE_EXTS):
+                out.append(Violation(name, key, f"member .{ext} is a Python pickle (never in a kgclip shard)"))
             images = [e for e in C.IMAGE_EXTS if e in members]
             if not images:
                 out.append(Violation(name, key, f"missing image member ({'/'.join(C.IMAGE_EXTS)})"))

@@ -9,6 +9,7 @@ tensors, numbers, strings, lists and dicts are stored, which is what `weights_on
 
 from __future__ import annotations
 
+import pickle
 import random
 from pathlib import Path
 from typing import Any
@@ -54,7 +55,12 @@ def load(path: Path) -> dict[str, Any]:
         path = path / LATEST
     if not path.is_file():
         raise FileNotFoundError(f"checkpoint {path} does not exist")
-    return torch.load(path, map_location="cpu", weights_only=True)
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as e:  # (what torch raises for anything but tensors and plain data)
+        first = str(e).strip().splitlines()[0][:200] if str(e).strip() else type(e).__name__
+        raise ValueError(f"checkpoint {path} holds more than tensors and plain data and was refused: checkpoints "
+                         f"are loaded with weights_only=True, so nothing in one runs ({first})") from None
 
 
 def check_compatible(ckpt: dict[str, Any], model_name: str, model_cfg: dict, path: Path | str) -> None:

@@ -249,7 +249,10 @@ def load_file(path: str | Path) -> dict[str, Any]:
     elif path.suffix in (".yaml", ".yml"):
         import yaml
 
-        data = yaml.safe_load(text) or {}
+        try:  # safe_load: plain data only; a python/object tag is an error, never a call
+            data = yaml.safe_load(text) or {}
+        except yaml.YAMLError as e:
+            raise ValueError(f"config file {path} is not plain YAML data: {str(e).splitlines()[0][:200]}") from None
     elif path.suffix == ".json":
         data = json.loads(text)
     else:

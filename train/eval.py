@@ -57,9 +57,9 @@ def load_scorer(checkpoint: str | Path, device: str = "cpu", batch_size: int = 6
 
     path = Path(checkpoint)
     if model is not None and path.is_file():  # e.g. open_clip_train's epoch_N.pt: no model_cfg inside
-        import torch as _t
+        from train import checkpoint as ckpt_io
 
-        if "model_cfg" not in _t.load(path, map_location="cpu", weights_only=True):
+        if "model_cfg" not in ckpt_io.load(path):
             from kgclip import models
 
             lm = models.create(model, str(path), device=device)
