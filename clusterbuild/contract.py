@@ -84,7 +84,6 @@ FIELD_NAMES: tuple[str, ...] = tuple(f.name for f in SAMPLE_FIELDS)
 REQUIRED_FIELDS: tuple[str, ...] = tuple(f.name for f in SAMPLE_FIELDS if f.required)
 _FIELDS = {f.name: f for f in SAMPLE_FIELDS}
 
-PSEUDO_CAPTION_FIELDS = ("text", "facts")
 HARD_NEGATIVE_FIELDS = ("type", "text", "from", "to")
 
 # Columns of the per-shard parquet (key + flat metadata + the full json, in tar order).

@@ -24,7 +24,6 @@ from kgaug.vgmeta import VGMeta
 from kgaug.wordnet import WordNet, sense_key
 from kgclip.atomic import atomic_write_text
 
-CORPUS_KINDS = ("has_attribute", "subject_of", "object_of", "co_occurs")
 CORPUS_COUNTERS = ("obj", "att", "pred", "obj_att", "subj_pred", "pred_obj", "cooc")
 MAX_COOC_OBJECTS = 16  # per image: pairs grow quadratically, the first objects suffice for counts
 COOC_CAP = 1_000_000  # distinct pairs kept in memory; beyond it, pairs seen once are dropped

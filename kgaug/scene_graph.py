@@ -133,11 +133,6 @@ def parse_fact(fact: str) -> tuple[str, tuple[str, ...]]:
     return head, tuple(args.split(","))
 
 
-def object_name(raw: str) -> tuple[str, bool]:
-    """Cleaned singular name and whether the surface form was plural."""
-    return lexicon.singular(lexicon.clean(raw))
-
-
 # Pass 1 normalises every object name, attribute and predicate of the corpus, and VG repeats the same
 # few thousand raw strings endlessly: the answers (pure functions of the string) are kept in plain
 # dicts, cheaper to ask than the lexicon's lru caches. Bounded: past MEMO_SIZE entries a memo starts afresh.

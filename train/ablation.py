@@ -370,21 +370,17 @@ def main(argv: list[str] | None = None) -> int:
     model_json.write_text(json.dumps(D.model_config(size), indent=2) + "\n")
     command = "python -m train.ablation " + " ".join(argv if argv is not None else sys.argv[1:])
     bias = float(reg["budget"].get("bias", 0.8))
-    try:
-        world_dir = D.stage_synth(ch, size, 0, bias)
-        table = D.stage_build(ch, world_dir, 0)
-        shards = D.stage_shard(ch, table, model_json, size, 0, a.device)
-        table_id = table_fingerprint(table)
-        ch.say(f"training table {table_id}")
-        todo = [(m, reg["methods"][m]["config"], s) for m in names for s in seeds]
-        if a.reuse_recorded:
-            restore_records(ch, Path(a.docs) / RECORD_FILE, {(m, s) for m, _, s in todo}, table_id)
-        jobs = a.jobs or (1 if a.device != "cpu" else max(1, min(4, os.cpu_count() or 1)))
-        runs = run_all(ch, shards, world_dir, model_json, todo, size, a.device, a.points, jobs, table_id,
-                       a.finished_only)
-    except D.StageMissing as e:
-        ch.say(f"STOPPED: {e}. The ablation needs kgaug build, clusterbuild shard and train run.")
-        return 0
+    world_dir = D.stage_synth(ch, size, 0, bias)
+    table = D.stage_build(ch, world_dir, 0)
+    shards = D.stage_shard(ch, table, model_json, size, 0, a.device)
+    table_id = table_fingerprint(table)
+    ch.say(f"training table {table_id}")
+    todo = [(m, reg["methods"][m]["config"], s) for m in names for s in seeds]
+    if a.reuse_recorded:
+        restore_records(ch, Path(a.docs) / RECORD_FILE, {(m, s) for m, _, s in todo}, table_id)
+    jobs = a.jobs or (1 if a.device != "cpu" else max(1, min(4, os.cpu_count() or 1)))
+    runs = run_all(ch, shards, world_dir, model_json, todo, size, a.device, a.points, jobs, table_id,
+                   a.finished_only)
     docs = Path(a.docs)
     docs.mkdir(parents=True, exist_ok=True)
     write_results(docs, reg, aggregate(runs, reg["methods"]), runs, command.strip(), size, seeds,

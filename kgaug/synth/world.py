@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import itertools
 import json
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -91,9 +91,6 @@ class WorldConfig:
     def categories(self) -> list[str]:
         """Attribute categories that captions mention (colour always)."""
         return ["size"] * self.use_size + ["colour"] + ["texture"] * self.use_texture
-
-    def with_(self, **kw: Any) -> WorldConfig:
-        return replace(self, **kw)
 
 
 @dataclass

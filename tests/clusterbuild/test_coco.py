@@ -56,8 +56,6 @@ def test_chain_kgaug_build_coco_to_validate(coco_mini_dir: Path, tmp_path: Path,
                         "--captions", str(coco_mini_dir / "captions_val2017_subset.json"),
                         "--images", str(coco_mini_dir / "images"), "--out", str(kg_out),
                         "--spacy-model", spacy_model], env=env, capture_output=True, text=True, timeout=600)
-    if p.returncode == 2 and "not built yet" in p.stdout + p.stderr:
-        pytest.skip("`kgaug build` is still a stub (issue 3 not merged): chain test waits for it")
     assert p.returncode == 0, (p.stdout + p.stderr)[-3000:]
     p = subprocess.run([str(bin_dir / "clusterbuild"), "shard", str(kg_out), "--out", str(shards),
                         "--model", "kgclip-tiny-64", "--cluster-size", "20", "--samples-per-shard", "50",
