@@ -82,7 +82,7 @@ def child(args: argparse.Namespace) -> None:
     from kgaug.build import BuildConfig, build
 
     t = time.perf_counter()
-    rep = build(BuildConfig(source="vg", vg_dir=Path(args.vg_dir), out=Path(args.out), wordnet=not args.no_wordnet,
+    rep = build(BuildConfig(source="vg", vg_dir=Path(args.vg_dir), out=Path(args.out), wordnet=not args.no_wordnet, overwrite=True,
                             progress=False, workers=args.workers))
     print(json.dumps({"seconds": time.perf_counter() - t, "phases": rep.extra["seconds"],
                       "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
@@ -200,7 +200,7 @@ def vg_bench(args: argparse.Namespace, work: Path) -> dict:
         pass
     reader_s = time.perf_counter() - t
     t = time.perf_counter()
-    rep = build(BuildConfig(source="vg", vg_dir=small, out=work / "out_small", progress=False, workers=1))
+    rep = build(BuildConfig(source="vg", vg_dir=small, out=work / "out_small", progress=False, workers=1, overwrite=True))
     ours_s = time.perf_counter() - t
     secs = rep.extra["seconds"]
     res = {
@@ -323,7 +323,7 @@ def caption_bench(args: argparse.Namespace, work: Path) -> dict:
         bare_mp = time.perf_counter() - t
     t = time.perf_counter()
     rep = build(BuildConfig(source="captions", captions=table, images=images,
-                            out=work / "out_captions", spacy_model=args.spacy_model, progress=False))
+                            out=work / "out_captions", spacy_model=args.spacy_model, progress=False, overwrite=True))
     ours = time.perf_counter() - t
     return {"captions": len(texts), "copies": args.caption_copies, "disabled_pipes": list(DISABLED), "bare_nlp_pipe_s": round(bare, 2),
             "kgaug_s": round(ours, 2), "kgaug_phases_s": rep.extra["seconds"],

@@ -97,7 +97,7 @@ def run_ours(shards: list[str], args, tmp: Path, name: str, **opts) -> list[floa
     out = tmp / name
     cmd = [sys.executable, "-m", "train.cli", "run", *shards, "--out", str(out), "--model", args.model,
            "--steps", str(args.steps), "--batch-size", str(args.batch_size), "--workers", "1",
-           "--save-every", str(10 * args.steps), "--seed", "0"]
+           "--save-every", str(10 * args.steps), "--seed", "0", "--overwrite", "--quiet"]
     for k, v in opts.items():
         cmd += [f"--{k.replace('_', '-')}", str(v)]
     conf = tmp / f"{name}.toml"
