@@ -43,7 +43,7 @@ def run(
     out: str | None = typer.Option(None, "--out", help="Output folder (checkpoints, metrics, plots, export); "
                                    "required, here or as `out` in --config."),
     config: Path | None = typer.Option(None, "--config", help="TOML/YAML file setting the same options."),
-    model: str | None = typer.Option(None, help="open_clip name, kgclip config name or JSON file [kgclip-tiny-64]."),
+    model: str | None = typer.Option(None, help="open_clip name, kgclip config name or JSON file [ViT-B-32, as clusterbuild]."),
     pretrained: str | None = typer.Option(None, help="open_clip tag or checkpoint path [none: random init]."),
     steps: int | None = typer.Option(None, help="Optimizer steps (overrides --epochs)."),
     epochs: int | None = typer.Option(None, help="Epochs when --steps is not given [1]."),

@@ -65,7 +65,7 @@ class AHNMConfig:
 class TrainConfig:
     shards: list[str] = field(default_factory=list)  # shard folders, tar files or brace patterns
     out: str = ""
-    model: str = "kgclip-tiny-64"  # open_clip name, kgclip registry name or JSON config path
+    model: str = "ViT-B-32"  # open_clip name, kgclip registry name or JSON config path (as clusterbuild)
     pretrained: str | None = None  # open_clip tag, checkpoint path, or None (random init, warned)
     steps: int = 0  # total optimizer steps; 0 = derive from epochs
     epochs: int = 1  # used when steps == 0

@@ -73,15 +73,15 @@ def test_shard_failing_the_contract_names_the_shard(coco_shards, tmp_path):
     bad = C.Sample(good[0].key, good[0].image, "jpg", good[0].txt, {"schema": C.SCHEMA, "key": good[0].key})
     _write(tmp_path / "s", [bad, *good[1:]])
     with pytest.raises(ValueError, match=r"000000\.tar fails the kgclip contract.*lacks required field"):
-        loop.run({"shards": [str(tmp_path / "s")], "out": str(tmp_path / "o"), "steps": 1, "batch_size": 4})
+        loop.run({"model": "kgclip-tiny-64", "shards": [str(tmp_path / "s")], "out": str(tmp_path / "o"), "steps": 1, "batch_size": 4})
 
 
 def test_empty_inputs_and_unknown_config_key(tmp_path):
     with pytest.raises(ValueError, match="no shards"):
-        loop.run({"shards": [], "out": str(tmp_path / "o"), "steps": 1})
+        loop.run({"model": "kgclip-tiny-64", "shards": [], "out": str(tmp_path / "o"), "steps": 1})
     (tmp_path / "empty").mkdir()
     with pytest.raises(ValueError, match="holds no shards"):
-        loop.run({"shards": [str(tmp_path / "empty")], "out": str(tmp_path / "o"), "steps": 1})
+        loop.run({"model": "kgclip-tiny-64", "shards": [str(tmp_path / "empty")], "out": str(tmp_path / "o"), "steps": 1})
     (tmp_path / "c.yaml").write_text("steps: 2\nahnm:\n  beta_max: 3\n  betta: 1\n")
     with pytest.raises(ValueError, match=r"unknown option 'ahnm.betta'"):
         TC.from_dict(TC.load_file(tmp_path / "c.yaml"))
@@ -95,13 +95,13 @@ def test_samples_without_negatives_train(coco_shards, tmp_path):
     for s in samples:
         s.meta["hard_negatives"] = []
     _write(tmp_path / "s", samples)
-    s = loop.run({"shards": [str(tmp_path / "s")], "out": str(tmp_path / "o"), "steps": 2, "batch_size": 8,
+    s = loop.run({"model": "kgclip-tiny-64", "shards": [str(tmp_path / "s")], "out": str(tmp_path / "o"), "steps": 2, "batch_size": 8,
                   "plots": False, "export": False})
     assert s["steps"] == 2 and metrics.read(tmp_path / "o")[0]["ahnm"]["per_type"] == {}
 
 
 def test_resume_with_another_model_config_is_a_clear_error(coco_shards, tmp_path):
-    base = {"shards": [str(coco_shards)], "out": str(tmp_path), "steps": 1, "batch_size": 8, "plots": False,
+    base = {"model": "kgclip-tiny-64", "shards": [str(coco_shards)], "out": str(tmp_path), "steps": 1, "batch_size": 8, "plots": False,
             "export": False}
     loop.run(base)
     with pytest.raises(ValueError, match="trained with model 'kgclip-tiny-64'.*differs"):
@@ -120,7 +120,7 @@ def test_nan_loss_stops_and_keeps_last_good_checkpoint(coco_shards, tmp_path, mo
 
     monkeypatch.setattr(losses, "compute_loss", flaky)
     with pytest.raises(loop.NaNLossError, match="loss is nan at step 3.*latest.pt"):
-        loop.run({"shards": [str(coco_shards)], "out": str(tmp_path), "steps": 5, "batch_size": 8,
+        loop.run({"model": "kgclip-tiny-64", "shards": [str(coco_shards)], "out": str(tmp_path), "steps": 5, "batch_size": 8,
                   "save_every": 2})
     assert torch.load(tmp_path / "latest.pt", weights_only=True)["step"] == 2
 
@@ -129,7 +129,7 @@ def test_cli_run_with_config_file_and_flags(coco_shards, tmp_path):
     from train.cli import app
 
     (tmp_path / "c.toml").write_text('loss = "siglip"\nsteps = 5\n[ahnm]\nbeta_max = 2.0\n')
-    r = CliRunner().invoke(app, ["run", str(coco_shards), "--out", str(tmp_path / "o"), "--config",
+    r = CliRunner().invoke(app, ["run", str(coco_shards), "--model", "kgclip-tiny-64", "--out", str(tmp_path / "o"), "--config",
                                  str(tmp_path / "c.toml"), "--steps", "2", "--batch-size", "8",
                                  "--batching", "random"])
     assert r.exit_code == 0, r.output
@@ -189,7 +189,7 @@ def test_run_help_shows_every_default_in_brackets():
     r = CliRunner().invoke(app, ["run", "--help"], env={"COLUMNS": "200", "TERMINAL_WIDTH": "200"})
     assert r.exit_code == 0
     text = " ".join(r.output.split())
-    for default in ("[kgclip-tiny-64]", "[none: random init]", "[fp32]", "[cpu]", "[32]"):
+    for default in ("[ViT-B-32, as clusterbuild]", "[none: random init]", "[fp32]", "[cpu]", "[32]"):
         assert default in text, default
     assert "required, here or as `out` in --config" in text
 
@@ -201,7 +201,11 @@ def test_an_earlier_run_is_continued_or_replaced_only_when_asked(coco_shards, tm
 
     from train.cli import app
 
-    args = ["run", str(coco_shards), "--out", str(tmp_path / "o"), "--steps", "1", "--batch-size", "4", "-q"]
+    def run_args(steps: int) -> list[str]:
+        return ["run", str(coco_shards), "--model", "kgclip-tiny-64", "--out", str(tmp_path / "o"), "--steps",
+                str(steps), "--batch-size", "4", "-q"]
+
+    args = run_args(1)
     with warnings.catch_warnings():
         warnings.simplefilter("error", UserWarning)  # a one-step run plots without matplotlib's warning
         assert CliRunner().invoke(app, args).exit_code == 0
@@ -212,5 +216,5 @@ def test_an_earlier_run_is_continued_or_replaced_only_when_asked(coco_shards, tm
     assert r.exit_code == 0, r.output
     assert not (tmp_path / "o" / "plots" / "stale.png").exists()
     assert [x["step"] for x in metrics.read(tmp_path / "o")] == [1]  # not the first run's step 1 twice
-    r = CliRunner().invoke(app, [*args[:5], "2", *args[6:], "--resume"])
+    r = CliRunner().invoke(app, [*run_args(2), "--resume"])
     assert r.exit_code == 0 and [x["step"] for x in metrics.read(tmp_path / "o")] == [1, 2], r.output

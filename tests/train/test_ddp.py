@@ -115,7 +115,7 @@ def test_torchrun_two_processes_end_to_end(coco_shards, tmp_path):
     out = tmp_path / "run"
     env = dict(os.environ, OMP_NUM_THREADS="1")
     r = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--standalone",
-                        "-m", "train.cli", "run", str(coco_shards), "--out", str(out), "--steps", "2",
+                        "-m", "train.cli", "run", str(coco_shards), "--model", "kgclip-tiny-64", "--out", str(out), "--steps", "2",
                         "--batch-size", "4", "--clusters-per-batch", "2"],
                        capture_output=True, text=True, env=env, timeout=300)
     assert r.returncode == 0, r.stderr[-2000:]

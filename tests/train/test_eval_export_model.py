@@ -19,7 +19,7 @@ from train.cli import app
 @pytest.fixture(scope="module")
 def trained(coco_shards, tmp_path_factory):
     out = tmp_path_factory.mktemp("run")
-    loop.run({"shards": [str(coco_shards)], "out": str(out), "steps": 3, "batch_size": 8, "plots": False})
+    loop.run({"model": "kgclip-tiny-64", "shards": [str(coco_shards)], "out": str(out), "steps": 3, "batch_size": 8, "plots": False})
     return out
 
 
@@ -103,7 +103,7 @@ def test_train_eval_sugarcrepe_aro_zeroshot_retrieval(trained, coco_mini_dir, co
 
 
 def test_lora_and_frozen_blocks(coco_shards, tmp_path):
-    base = {"shards": [str(coco_shards)], "steps": 2, "batch_size": 8, "plots": False, "lr": 1e-2}
+    base = {"model": "kgclip-tiny-64", "shards": [str(coco_shards)], "steps": 2, "batch_size": 8, "plots": False, "lr": 1e-2}
     s = loop.run({**base, "out": str(tmp_path / "lora"), "lora_rank": 4, "loss": "fair-siglip"})
     assert s["trainable_params"] < s["params"] / 5
     ck = torch.load(tmp_path / "lora" / "latest.pt", weights_only=True)

@@ -25,7 +25,7 @@ def test_plain_line_and_durations():
 
 
 def _cmd(shards: Path, out: Path, *extra: str) -> list[str]:
-    return [sys.executable, "-m", "train.cli", "run", str(shards), "--out", str(out), "--steps", "3",
+    return [sys.executable, "-m", "train.cli", "run", str(shards), "--model", "kgclip-tiny-64", "--out", str(out), "--steps", "3",
             "--batch-size", "4", "--clusters-per-batch", "2", *extra]
 
 

@@ -10,7 +10,7 @@ from train import loop
 
 
 def test_train_run_report_page_in_a_browser(coco_shards: Path, tmp_path: Path):
-    s = loop.run({"shards": [str(coco_shards)], "out": str(tmp_path / "run"), "steps": 3, "batch_size": 8,
+    s = loop.run({"model": "kgclip-tiny-64", "shards": [str(coco_shards)], "out": str(tmp_path / "run"), "steps": 3, "batch_size": 8,
                   "export": False})
     page = Path(s["report"])
     assert page == tmp_path / "run" / "report.html"

@@ -18,7 +18,7 @@ COMBOS = [pytest.param(loss, neg, bat, marks=[pytest.mark.slow] if (i + j + k) %
 
 
 def _cfg(shards, out, **kw):
-    base = {"shards": [str(shards)], "out": str(out), "steps": 6, "batch_size": 16, "lr": 2e-3, "warmup": 1,
+    base = {"model": "kgclip-tiny-64", "shards": [str(shards)], "out": str(out), "steps": 6, "batch_size": 16, "lr": 2e-3, "warmup": 1,
             "save_every": 100, "plots": False, "export": False}
     base.update(kw)
     return base
@@ -47,7 +47,7 @@ def test_combination_trains_and_loss_decreases(coco_shards, tmp_path, loss, nega
 
 def test_full_method_outputs(coco_shards, tmp_path):
     """Defaults (fair-clip, ahnm, cluster): metrics fields, plots, config, export, summary."""
-    s = loop.run({"shards": [str(coco_shards)], "out": str(tmp_path), "steps": 3, "batch_size": 8})
+    s = loop.run({"model": "kgclip-tiny-64", "shards": [str(coco_shards)], "out": str(tmp_path), "steps": 3, "batch_size": 8})
     rec = metrics.read(tmp_path)[0]
     for k in ("step", "loss", "loss_parts", "lr", "images_per_s", "logit_scale", "logit_bias", "ahnm"):
         assert k in rec
