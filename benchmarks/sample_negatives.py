@@ -1,7 +1,11 @@
-"""Draw hard negatives from a `kgaug build` table for blind human judging (issue 19, goal 1; docs/QUALITY.md).
+"""Draw hard negatives (or pseudo-captions) from a `kgaug build` table for blind human judging (issue 19,
+goal 1; docs/QUALITY.md).
 
     .venv/bin/python benchmarks/sample_negatives.py OUT_DIR --out docs/quality/NAME.jsonl [--n 100] \
-        [--seed 0] [--name NAME] [--image-base DIR]
+        [--seed 0] [--name NAME] [--image-base DIR] [--types T,...] [--pseudo]
+
+`--pseudo` draws pseudo-captions instead (the positives kgaug adds): stratified by their `style`, the item's
+text under `pseudo_caption`, the key's `type` is the style and it holds the caption's `facts`.
 
 Writes two JSONL files:
 
@@ -95,6 +99,30 @@ def negatives_of(rows: Iterable[dict]) -> list[tuple[dict, int, int]]:
     return [(r, ri, ni) for ri, r in enumerate(rows) for ni, _ in enumerate(r.get("hard_negatives") or [])]
 
 
+def pseudo_of(rows: Iterable[dict]) -> list[tuple[dict, int, int]]:
+    """Every pseudo-caption of the table as (row, row number, index in the row), in table order."""
+    return [(r, ri, pi) for ri, r in enumerate(rows) for pi, _ in enumerate(r.get("pseudo_captions") or [])]
+
+
+def sample_pseudo(rows: Iterable[dict], name: str, n: int = 100, seed: int = 0,
+                  image_base: Path | None = None) -> tuple[list[dict], list[dict]]:
+    """The judges' items and the key for pseudo-captions, stratified by style."""
+    flat = pseudo_of(rows)
+    picks = stratified_draw([str(r["pseudo_captions"][pi].get("style")) for r, _, pi in flat], n, seed)
+    width = max(3, len(str(max(len(picks) - 1, 0))))
+    items, keys = [], []
+    for k, i in enumerate(picks):
+        r, ri, pi = flat[i]
+        p = r["pseudo_captions"][pi]
+        ident = f"{name}-{k:0{width}d}"
+        items.append({"id": ident, "key": r["key"], "image": relative_image(r.get("image"), image_base),
+                      "captions": list(r.get("captions") or []), "scene_graph": compact_graph(r.get("scene_graph")),
+                      "pseudo_caption": p["text"]})
+        keys.append({"id": ident, "type": str(p.get("style")), "facts": list(p.get("facts") or []),
+                     "key": r["key"], "row": ri, "index": pi})
+    return items, keys
+
+
 def relative_image(path: str | None, base: Path | None) -> str | None:
     """The image path relative to `base` when it lies under it (as a POSIX path), else unchanged."""
     if not path or base is None:
@@ -147,16 +175,20 @@ def main(argv: list[str] | None = None) -> tuple[Path, Path]:
     ap.add_argument("--name", default=None, help="id prefix (default: --out's name without .jsonl)")
     ap.add_argument("--image-base", type=Path, default=None, help="write image paths relative to this folder")
     ap.add_argument("--types", default=None, help="comma-separated negative types to draw from [all]")
+    ap.add_argument("--pseudo", action="store_true", help="draw pseudo-captions instead of hard negatives")
     args = ap.parse_args(argv)
     name = args.name or key_path(args.out).name[: -len(".key.jsonl")]
     types = set(args.types.split(",")) if args.types else None
-    items, keys = sample(read_rows(args.out_dir), name, args.n, args.seed, args.image_base, types)
+    if args.pseudo:
+        items, keys = sample_pseudo(read_rows(args.out_dir), name, args.n, args.seed, args.image_base)
+    else:
+        items, keys = sample(read_rows(args.out_dir), name, args.n, args.seed, args.image_base, types)
     write_jsonl(args.out, items)
     write_jsonl(key_path(args.out), keys)
     counts: dict[str, int] = {}
     for k in keys:
         counts[k["type"]] = counts.get(k["type"], 0) + 1
-    print(f"{len(items)} negatives -> {args.out} (key: {key_path(args.out)}); by type: "
+    print(f"{len(items)} {'pseudo-captions' if args.pseudo else 'negatives'} -> {args.out} (key: {key_path(args.out)}); by type: "
           + ", ".join(f"{t} {counts[t]}" for t in type_order(counts)))
     return args.out, key_path(args.out)
 

@@ -338,3 +338,23 @@ def test_swap_coverage_cli_parses_with_kgaug(spacy_model: str, tmp_path: Path, c
     assert (res["swap_obj"]["eligible"], res["swap_obj"]["with_swap"]) == (1, 0)
     assert res["swap_obj"]["examples"][0]["parse"] == "dog[red] cat[blue]"
     assert "| swap_att | 1 | 1 | 100.0 % |" in capsys.readouterr().out
+
+
+def test_pseudo_caption_draw_is_stratified_blind_and_keyed(sampler, tmp_path: Path):
+    rows = []
+    for i in range(30):
+        r = row(f"img_{i:03d}", ["a red dog on a table."], [])
+        r["pseudo_captions"] = [{"text": f"a red dog {i}.", "facts": ["red(dog)"], "style": "attribute"},
+                                {"text": f"a dog on a table {i}.", "facts": ["on(dog,table)"], "style": "relation"},
+                                {"text": f"a red dog on a table {i}.", "facts": ["red(dog)", "on(dog,table)"],
+                                 "style": "relation"}]
+        rows.append(r)
+    out = tmp_path / "p.jsonl"
+    sampler.main([str(write_table(tmp_path / "t", rows)), "--out", str(out), "--n", "9", "--pseudo"])
+    items = [json.loads(x) for x in out.read_text().splitlines()]
+    keys = [json.loads(x) for x in (tmp_path / "p.key.jsonl").read_text().splitlines()]
+    assert Counter(k["type"] for k in keys) == {"relation": 6, "attribute": 3}  # 2 : 1 as in the table
+    assert all("pseudo_caption" in it and "type" not in it and "facts" not in it for it in items)
+    for it, k in zip(items, keys):
+        p = rows[k["row"]]["pseudo_captions"][k["index"]]
+        assert it["id"] == k["id"] and it["pseudo_caption"] == p["text"] and k["facts"] == p["facts"]
