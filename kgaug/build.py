@@ -160,17 +160,27 @@ def precheck(cfg: BuildConfig) -> None:
                          "them) or another --out folder")
 
 
-# What a build writes into OUT; `--overwrite` removes it first (the rewrite cache stays: it is a cache).
+# What a build writes into OUT. With `--overwrite` an earlier build's files are replaced only once the
+# new table is complete (until then a failed run leaves them as they were); the rewrite cache stays.
 PREVIOUS_OUTPUT = (TABLE_DIR, REPORT_FILE, "report.html", KG_FILE, "images")
 
 
-def clear_previous(out: Path) -> None:
-    for name in PREVIOUS_OUTPUT:
-        p = out / name
-        if p.is_dir():
-            shutil.rmtree(p)
-        elif p.exists():
-            p.unlink()
+def drop_stale_images(out: Path, source: str) -> int:
+    """After a complete build: OUT/images/ files no row of the new table names (an earlier build's)."""
+    folder = out / "images"
+    if not folder.is_dir():
+        return 0
+    if source != "webdataset":  # only the webdataset source extracts images into OUT
+        n = sum(1 for p in folder.rglob("*") if p.is_file())
+        shutil.rmtree(folder)
+        return n
+    from kgaug.table import read_rows
+
+    named = {str(Path(r["image"]).resolve()) for r in read_rows(out, columns=["image"]) if r.get("image")}
+    stale = [p for p in folder.iterdir() if p.is_file() and str(p.resolve()) not in named]
+    for p in stale:
+        p.unlink()
+    return len(stale)
 
 
 def expected_images(cfg: BuildConfig) -> int | None:
@@ -648,8 +658,6 @@ class PartWriter:
 def build(cfg: BuildConfig, console=None) -> Report:
     precheck(cfg)
     out = Path(cfg.out)
-    if cfg.overwrite:
-        clear_previous(out)
     out.mkdir(parents=True, exist_ok=True)
     # Off, the rewrite options are not listed (report.json as before they existed).
     opts = {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(cfg).items()
@@ -686,7 +694,6 @@ def build(cfg: BuildConfig, console=None) -> Report:
                 raise InputError(f"--conceptnet {cfg.conceptnet}: file not found")
             kg.add_conceptnet(cfg.conceptnet)
         kg.finalize()
-        kg.save(out / KG_FILE)
         gc.freeze()
         t1 = time.perf_counter()
         gen = Generator(kg, cfg.negatives_per_type)
@@ -720,11 +727,19 @@ def build(cfg: BuildConfig, console=None) -> Report:
             if cfg.rewrite is not None and cfg.rewrite.negatives:
                 report.counts["llm_negatives"] = rewriter.stats["llm_negatives"]["accepted"]
             t_rw = time.perf_counter() - t_rw
-        final = out / TABLE_DIR
-        shutil.rmtree(final, ignore_errors=True)
+        final, old = out / TABLE_DIR, out / (TABLE_DIR + ".old")
+        shutil.rmtree(old, ignore_errors=True)
+        if final.exists():  # an earlier build's table (--overwrite): moved aside, dropped once replaced
+            final.replace(old)
         tmp_dir.replace(final)
+        shutil.rmtree(old, ignore_errors=True)
+        kg.save(out / KG_FILE)
+        stale = drop_stale_images(out, cfg.source)
+        if stale:
+            report.counts["stale_images_removed"] = stale
     finally:
         spill.unlink(missing_ok=True)
+        shutil.rmtree(out / (TABLE_DIR + ".tmp"), ignore_errors=True)  # a failed run's partial parts
         gc.unfreeze()
     report.rejections(gen.rejected)
     for kind in TYPES:

@@ -63,7 +63,8 @@ def build(
                                        "type's negatives on the side the LM tells apart that refinement keeps "
                                        "(1: keep all, as --no-refine)."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an earlier build in OUT (its table/, "
-                                   "report.json, kg.json, images/); without it such an OUT is an error."),
+                                   "report.json, kg.json, images/) once the new table is complete; without it "
+                                   "such an OUT is an error."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars (the summary is still printed)."),
     progress: bool = typer.Option(True, "--progress/--no-progress", hidden=True),  # (older spelling of --quiet)
     rewrite: str = typer.Option(None, "--rewrite", help="LLM rewrites of the pseudo-captions, each checked against "
@@ -114,6 +115,9 @@ def build(
     except (InputError, SpacyModelMissing, WordNetMissing, OllamaUnavailable) as e:
         typer.echo(f"kgaug build: error: {e}", err=True)
         raise typer.Exit(2) from None
+    except OSError as e:  # disk full, a read-only folder: the build stops; an earlier build in OUT stays
+        typer.echo(f"kgaug build: error: {e}; nothing of this run replaced what was in {out}", err=True)
+        raise typer.Exit(1) from None
     typer.echo(summary_text(report, str(out)))
     if not report.counts["images"]:  # nothing a later stage could use: say so in the exit status
         reasons = ", ".join(f"{n} × {r}" for r, n in report.skip_reasons.most_common(3)) or "no input records"

@@ -271,6 +271,14 @@ def test_webdataset_source(tmp_path: Path, spacy_model: str):
     assert [r["key"] for r in rows] == ["webdataset_s0001", "webdataset_s0002"]
     assert all(Path(r["image"]).is_file() and r["pseudo_captions"] for r in rows)
     assert read_report(tmp_path / "o")["skips_by_reason"]["sample without a caption"] == 1
+    # an overwrite keeps the images its table names and removes what the earlier build left
+    (tmp_path / "o" / "images" / "webdataset_old.jpg").write_bytes(b"x")
+    code, log = run_build("--source", "webdataset", "--shards", str(shard), "--out", str(tmp_path / "o"),
+                          "--no-wordnet", "--spacy-model", spacy_model, "--overwrite")
+    assert code == 0, log
+    assert sorted(p.name for p in (tmp_path / "o" / "images").iterdir()) == ["webdataset_s0001.jpg",
+                                                                          "webdataset_s0002.jpg"]
+    assert read_report(tmp_path / "o")["counts"]["stale_images_removed"] == 1
 
 
 def test_vg_row_with_region_captions(tmp_path: Path):
@@ -396,3 +404,25 @@ def test_an_earlier_build_is_replaced_only_with_overwrite(tiny_vg: Path, tmp_pat
                           "--overwrite")
     assert code == 0, log
     assert not (out / "images").exists() and len(list(read_rows(out))) == 8
+
+
+def test_a_failed_overwrite_leaves_the_earlier_build_as_it_was(tiny_vg: Path, tmp_path: Path, monkeypatch):
+    # disk full in the middle of pass 2: one clear error, exit 1, and OUT still holds the earlier build
+    import errno
+
+    from kgaug import build as B
+
+    out = tmp_path / "out"
+    assert run_build("--source", "vg", "--vg-dir", str(tiny_vg), "--out", str(out), "--no-wordnet")[0] == 0
+    before = {p.relative_to(out).as_posix(): p.read_bytes() for p in sorted(out.rglob("*")) if p.is_file()}
+
+    def full(*a, **k):
+        raise OSError(errno.ENOSPC, "No space left on device")
+        yield  # (a generator, like the real one)
+
+    monkeypatch.setattr(B, "generate_tables", full)
+    code, log = run_build("--source", "vg", "--vg-dir", str(tiny_vg), "--out", str(out), "--no-wordnet", "--seed",
+                          "5", "--overwrite")
+    assert code == 1 and "No space left on device" in log and "nothing of this run replaced" in log, log
+    after = {p.relative_to(out).as_posix(): p.read_bytes() for p in sorted(out.rglob("*")) if p.is_file()}
+    assert after == before  # table, kg.json, report.json, report.html; no table.tmp, no spill
