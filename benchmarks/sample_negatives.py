@@ -104,25 +104,6 @@ def pseudo_of(rows: Iterable[dict]) -> list[tuple[dict, int, int]]:
     return [(r, ri, pi) for ri, r in enumerate(rows) for pi, _ in enumerate(r.get("pseudo_captions") or [])]
 
 
-def sample_pseudo(rows: Iterable[dict], name: str, n: int = 100, seed: int = 0,
-                  image_base: Path | None = None) -> tuple[list[dict], list[dict]]:
-    """The judges' items and the key for pseudo-captions, stratified by style."""
-    flat = pseudo_of(rows)
-    picks = stratified_draw([str(r["pseudo_captions"][pi].get("style")) for r, _, pi in flat], n, seed)
-    width = max(3, len(str(max(len(picks) - 1, 0))))
-    items, keys = [], []
-    for k, i in enumerate(picks):
-        r, ri, pi = flat[i]
-        p = r["pseudo_captions"][pi]
-        ident = f"{name}-{k:0{width}d}"
-        items.append({"id": ident, "key": r["key"], "image": relative_image(r.get("image"), image_base),
-                      "captions": list(r.get("captions") or []), "scene_graph": compact_graph(r.get("scene_graph")),
-                      "pseudo_caption": p["text"]})
-        keys.append({"id": ident, "type": str(p.get("style")), "facts": list(p.get("facts") or []),
-                     "key": r["key"], "row": ri, "index": pi})
-    return items, keys
-
-
 def relative_image(path: str | None, base: Path | None) -> str | None:
     """The image path relative to `base` when it lies under it (as a POSIX path), else unchanged."""
     if not path or base is None:
@@ -133,22 +114,40 @@ def relative_image(path: str | None, base: Path | None) -> str | None:
         return path
 
 
+def _draw(flat: list[tuple[dict, int, int]], column: str, stratum, describe, name: str, n: int, seed: int,
+          image_base: Path | None) -> tuple[list[dict], list[dict]]:
+    """Items and key for a stratified draw from `flat` ((row, row number, index in row[column])):
+    `stratum(entry)` is what the draw is stratified by, `describe(entry)` gives (item fields, key fields)."""
+    picks = stratified_draw([stratum(r[column][i]) for r, _, i in flat], n, seed)
+    width = max(3, len(str(max(len(picks) - 1, 0))))
+    items, keys = [], []
+    for k, pick in enumerate(picks):
+        r, ri, i = flat[pick]
+        ident = f"{name}-{k:0{width}d}"
+        shown, hidden = describe(r[column][i])
+        items.append({"id": ident, "key": r["key"], "image": relative_image(r.get("image"), image_base),
+                      "captions": list(r.get("captions") or []), "scene_graph": compact_graph(r.get("scene_graph")),
+                      **shown})
+        keys.append({"id": ident, **hidden, "key": r["key"], "row": ri, "index": i})
+    return items, keys
+
+
 def sample(rows: Iterable[dict], name: str, n: int = 100, seed: int = 0,
            image_base: Path | None = None, types: set[str] | None = None) -> tuple[list[dict], list[dict]]:
     """The judges' items and the key, in the same order (only negatives of `types` when given)."""
     flat = [x for x in negatives_of(rows) if types is None or x[0]["hard_negatives"][x[2]]["type"] in types]
-    picks = stratified_draw([r["hard_negatives"][ni]["type"] for r, _, ni in flat], n, seed)
-    width = max(3, len(str(max(len(picks) - 1, 0))))
-    items, keys = [], []
-    for k, i in enumerate(picks):
-        r, ri, ni = flat[i]
-        neg = r["hard_negatives"][ni]
-        ident = f"{name}-{k:0{width}d}"
-        items.append({"id": ident, "key": r["key"], "image": relative_image(r.get("image"), image_base), "captions": list(r.get("captions") or []),
-                      "scene_graph": compact_graph(r.get("scene_graph")), "negative": neg["text"]})
-        keys.append({"id": ident, "type": neg["type"], "caption": neg.get("caption"),
-                     **{f: neg.get(f) for f in EDIT_FIELDS}, "key": r["key"], "row": ri, "index": ni})
-    return items, keys
+    return _draw(flat, "hard_negatives", lambda neg: neg["type"],
+                 lambda neg: ({"negative": neg["text"]},
+                              {"type": neg["type"], "caption": neg.get("caption"), **{f: neg.get(f) for f in EDIT_FIELDS}}),
+                 name, n, seed, image_base)
+
+
+def sample_pseudo(rows: Iterable[dict], name: str, n: int = 100, seed: int = 0,
+                  image_base: Path | None = None) -> tuple[list[dict], list[dict]]:
+    """The judges' items and the key for pseudo-captions, stratified by style."""
+    return _draw(pseudo_of(rows), "pseudo_captions", lambda p: str(p.get("style")),
+                 lambda p: ({"pseudo_caption": p["text"]}, {"type": str(p.get("style")), "facts": list(p.get("facts") or [])}),
+                 name, n, seed, image_base)
 
 
 def write_jsonl(path: Path, records: list[dict]) -> None:
