@@ -107,13 +107,13 @@ def _records(cfg: BuildConfig) -> Iterator[Record | Skip]:
             raise InputError(f"--source {cfg.source} needs --vg-dir")
         return read_vg(cfg.vg_dir, cfg.images, cfg.source, _sensitive_option(cfg), cfg.region_captions)
     if cfg.source == "coco":
-        from kgaug.sources.captions import read_coco
+        from kgaug.sources.caption_tables import read_coco
 
         if cfg.captions is None:
             raise InputError("--source coco needs --captions FILE")
         return read_coco(cfg.captions, cfg.images)
     if cfg.source == "captions":
-        from kgaug.sources.captions import read_caption_table
+        from kgaug.sources.caption_tables import read_caption_table
 
         if cfg.captions is None:
             raise InputError("--source captions needs --captions FILE")

@@ -61,7 +61,7 @@ def report_page(report: Report, out: Path, seed: int = 0) -> Path:
     per type with what refused them, skip reasons, the refinement, and sample cards (photo thumbnail,
     caption, pseudo-captions, negatives with the edited words colour-coded by type)."""
     from kgaug.table import read_rows
-    from kgclip.report import Report as Page
+    from kgclip.page import Report as Page
 
     out = Path(out)
     c = report.counts

@@ -30,7 +30,7 @@ from typing import Any
 
 from kgclip.atomic import atomic_write_text
 from train import demo as D
-from train import report as R
+from train import results as R
 
 REGISTRY = D.REGISTRY
 RECORD_FILE = "ablation_runs.jsonl"  # every finished run, in the docs folder (--reuse-recorded)

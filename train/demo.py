@@ -21,8 +21,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from kgclip import report as KR
-from train import report as R
+from kgclip import page as KR
+from train import results as R
 
 CLI_MAIN = {"kgaug": "kgaug.cli", "clusterbuild": "clusterbuild.cli", "train": "train.cli"}
 

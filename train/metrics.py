@@ -118,7 +118,7 @@ def report_page(out: Path, summary: dict[str, Any], records: list[dict[str, Any]
     AHNM's statistics at the last logged step (`train eval` results, when OUT/eval.json exists)."""
     import json
 
-    from kgclip.report import Report
+    from kgclip.page import Report
 
     out = Path(out)
     page = Report(f"train run — {summary.get('model')}, {summary.get('loss_kind')}, {summary.get('negatives')} "

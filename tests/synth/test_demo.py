@@ -14,9 +14,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from kgclip import report as KR
+from kgclip import page as KR
 from train import ablation, demo
-from train import report as R
+from train import results as R
 
 
 def test_results_from_train_eval_json():

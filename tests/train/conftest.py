@@ -9,7 +9,7 @@ import pytest
 
 from clusterbuild import contract as C
 from clusterbuild import shardio
-from kgclip.report import thumbnail
+from kgclip.page import thumbnail
 
 N_IMAGES = 16
 

@@ -1,6 +1,6 @@
 """Report pages mark exactly the words a hard negative changed."""
 
-from kgclip.report import edited_words, highlight_edit
+from kgclip.page import edited_words, highlight_edit
 
 
 def test_marks_the_edited_occurrence_not_the_first():
