@@ -426,3 +426,18 @@ def test_a_failed_overwrite_leaves_the_earlier_build_as_it_was(tiny_vg: Path, tm
     assert code == 1 and "No space left on device" in log and "nothing of this run replaced" in log, log
     after = {p.relative_to(out).as_posix(): p.read_bytes() for p in sorted(out.rglob("*")) if p.is_file()}
     assert after == before  # table, kg.json, report.json, report.html; no table.tmp, no spill
+
+
+def test_refinement_is_off_with_its_reason_when_the_corpus_has_too_little_text(tiny_vg: Path, tmp_path: Path):
+    # 8 images without region phrases: no caption text to learn what reads as unlikely. The build says so
+    # (report.json, summary line) and keeps every negative the rules give, as --no-refine does.
+    runs = {}
+    for name, extra in (("default", []), ("off", ["--no-refine"])):
+        code, log = run_build("--source", "vg", "--vg-dir", str(tiny_vg), "--out", str(tmp_path / name),
+                              "--no-wordnet", *extra)
+        assert code == 0, log
+        runs[name] = (log, read_report(tmp_path / name))
+    log, rep = runs["default"]
+    assert "fewer than 500" in rep["refinement"]["off"] and "refinement: off (" in log, log
+    assert "refinement" not in runs["off"][1]
+    assert _bytes(tmp_path / "default") == _bytes(tmp_path / "off")
