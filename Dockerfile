@@ -25,12 +25,10 @@ COPY clusterbuild ./clusterbuild
 COPY train ./train
 COPY tests/assets ./tests/assets
 
-# The `gpu` extra selects faiss-gpu instead of faiss-cpu; versions come from pyproject.toml. `native`
-# brings mypyc, which compiles kgaug's per-image modules in the installed package (kgaug/native.py).
+# The `gpu` extra selects faiss-gpu instead of faiss-cpu; versions come from pyproject.toml.
 # hadolint ignore=DL3013
 RUN pip install --upgrade pip \
- && pip install ".[gpu,native]" \
- && python -m kgaug.native build --optional -q \
+ && pip install ".[gpu]" \
  && bash tests/assets/install_wordnet.sh "$NLTK_DATA"
 
 WORKDIR /work

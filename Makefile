@@ -10,7 +10,7 @@ PYTEST_ARGS ?=
 
 export HF_HUB_OFFLINE := 1
 
-.PHONY: help install install-dev native test-assets lint test test-fast test-slow demo ablation bench clean
+.PHONY: help install install-dev test-assets lint test test-fast test-slow demo ablation bench clean
 
 help:
 	@echo "make demo      set up .venv and run the main job on the embedded default data"
@@ -24,20 +24,15 @@ $(PY):
 	$(PIP) install -q --upgrade pip
 
 $(VENV)/.installed: pyproject.toml | $(PY)
-	$(PIP) install -q -e ".[cpu,native]"
+	$(PIP) install -q -e ".[cpu]"
 	touch $@
 
 $(VENV)/.installed-dev: pyproject.toml | $(PY)
-	$(PIP) install -q -e ".[cpu,dev,native]"
+	$(PIP) install -q -e ".[cpu,dev]"
 	touch $(VENV)/.installed $@
 
 install: $(VENV)/.installed
 install-dev: $(VENV)/.installed-dev
-
-# kgaug's per-image modules compiled with mypyc (kgaug/native.py): rebuilt when a source changed; without a
-# C compiler it says so and kgaug runs its Python sources (same output bytes, slower).
-native: $(VENV)/.installed
-	$(PY) -m kgaug.native build --if-stale --optional -q
 
 # Test-only assets: WordNet 3.0 from Debian laid out for nltk (needs apt as root when missing),
 # and webdataset 0.2.86 in its own folder for open_clip's trainer (it fails on >= 0.2.96).
@@ -52,22 +47,22 @@ test-assets: $(NLTK_DIR)/corpora/wordnet/lexnames $(WDS_OLD)/webdataset/__init__
 lint: install-dev
 	$(VENV)/bin/ruff check .
 
-test-fast: install-dev test-assets lint native
+test-fast: install-dev test-assets lint
 	NLTK_DATA=$(abspath $(NLTK_DIR)) $(PY) -m pytest -m "not slow" $(PYTEST_ARGS)
 
-test-slow: install-dev test-assets native
+test-slow: install-dev test-assets
 	NLTK_DATA=$(abspath $(NLTK_DIR)) $(PY) -m pytest -m slow $(PYTEST_ARGS); rc=$$?; [ $$rc -eq 0 ] || [ $$rc -eq 5 ]
 
 test: test-fast test-slow
 
-demo: install native
+demo: install
 	$(PY) -m train.demo
 
-bench: install-dev test-assets native
+bench: install-dev test-assets
 	NLTK_DATA=$(abspath $(NLTK_DIR)) $(PY) benchmarks/run_all.py
 
-ablation: install native
+ablation: install
 	$(PY) -m train.ablation $(ARGS)
 
 clean:
-	rm -rf demo build .pytest_cache .ruff_cache kgaug/_native
+	rm -rf demo build .pytest_cache .ruff_cache

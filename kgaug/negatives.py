@@ -9,48 +9,36 @@ reader can re-check a negative without this module's internals.
 from __future__ import annotations
 
 import random
-import re
 from collections import Counter
-from functools import lru_cache, partial
-from typing import Final
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Final, NamedTuple
 
 from kgaug import fluency, lexicon
 from kgaug.captions import NP, ORDER, Caption, Span
-from kgaug.captions import shuffle as _shuffle  # (tests compare it with Random.shuffle)
 from kgaug.evidence import Evidence
 from kgaug.kg import KG
 from kgaug.scene_graph import attribute_fact, parse_fact, relation_fact
 from kgclip.vocab import NEGATIVE_TYPES
 
-try:
-    from mypy_extensions import mypyc_attr
-except ImportError:  # only the compiled build (kgaug/native.py) reads it
-    def mypyc_attr(*attrs: str, **kwattrs: object):  # type: ignore[misc]
-        return lambda cls: cls
-
 TYPES = NEGATIVE_TYPES  # the order they are generated in, the order the shard contract numbers them
 CANDIDATES_PER_SLOT = 6
 
 
+@dataclass(slots=True)
 class Negative:
-    """One kept negative. (A plain class, not a dataclass: compiled, a dataclass's generated
-    `__init__` stays interpreted, and one is made per kept negative.)"""
+    """One kept negative: its text, the edit (`from_` -> `to` on `fact`), the KG's plausibility and
+    the caption it edits; `new_facts` are the false facts it states (checked against the image)."""
 
-    def __init__(self, type: str, text: str, from_: str, to: str, fact: str, plausibility: float, caption: str,
-                 new_facts: tuple[str, ...] = (), check_word: str | None = None) -> None:
-        self.type = type
-        self.text = text
-        self.from_ = from_
-        self.to = to
-        self.fact = fact
-        self.plausibility = plausibility
-        self.caption = caption
-        self.new_facts = new_facts
-        self.check_word = check_word  # for caption sources: must not appear in the image's other captions
-
-    def __reduce__(self) -> tuple:  # pickled as its constructor call (the class has no dataclass support)
-        return Negative, (self.type, self.text, self.from_, self.to, self.fact, self.plausibility, self.caption,
-                          self.new_facts, self.check_word)
+    type: str
+    text: str
+    from_: str
+    to: str
+    fact: str
+    plausibility: float
+    caption: str
+    new_facts: tuple[str, ...] = ()
+    check_word: str | None = None  # for caption sources: must not appear in the image's other captions
 
     def row(self) -> dict:
         return dict(zip(ROW_FIELDS, self.row_values()))
@@ -58,6 +46,20 @@ class Negative:
     def row_values(self) -> tuple[str, str, str, str, str, float, str]:
         """`row()`'s values, in its order (`table.HARD_NEGATIVE`'s)."""
         return (self.type, self.text, self.from_, self.to, self.fact, round(self.plausibility, 4), self.caption)
+
+
+class Candidate(NamedTuple):
+    """A candidate edit of one caption. Most are never kept: the text and the `Negative` are built
+    only for those that are. Ordered by plausibility first (a slot's candidates are ranked by it)."""
+
+    plausibility: float
+    caption: Caption
+    edits: list[tuple[Span, str]]  # (span of the caption, replacement text)
+    from_: str
+    to: str
+    fact: str  # the true fact edited (or, for additions, the fact added)
+    new_facts: tuple[str, ...]  # the false facts the edit states
+    check_word: str | None  # a word the image's other captions must not state
 
 
 ROW_FIELDS: Final = ("type", "text", "from", "to", "fact", "plausibility", "caption")
@@ -91,51 +93,10 @@ def apply_edits(text: str, edits: list[tuple[Span, str]]) -> str:
         elif a == b and text[a:a + 2].isupper():
             new = new.upper()
         out = out[:a] + new + out[b:]
-    out = fix_articles(out)
+    out = lexicon.fix_articles(out)
     if text[:1].isupper():
         out = out[:1].upper() + out[1:]
     return out
-
-
-def fix_articles(text: str) -> str:
-    """`lexicon.fix_articles(text)`. Most edited texts need no change: this finds that out without
-    the regular expression, reading each a/an the way `lexicon._ARTICLE` finds them (an "a" or "an"
-    at a word start, a space, then ASCII letters), and leaves any change to lexicon. The candidates
-    are found by `str.find`: an "a " or "A " (the article "a"), an "n " after an a/A ("an")."""
-    for ending in ("a ", "A ", "n "):
-        p = text.find(ending)
-        while p != -1:
-            start = p  # where the article starts
-            if ending == "n ":
-                start = p - 1 if p >= 1 and text[p - 1] in "aA" else -1
-            if start >= 0 and (start == 0 or not _word_char(text[start - 1])):  # (the pattern's "no \\w before")
-                end = text.find(" ", p + 2)
-                after = text[p + 2:end] if end != -1 else text[p + 2:]
-                if _article_before(after) not in ("", text[start:p + 1].lower()):
-                    return lexicon.fix_articles(text)
-            p = text.find(ending, p + 1)
-    return text
-
-
-_LETTERS: Final = re.compile("[A-Za-z]*")
-_ARTICLES: dict[str, str] = {}  # token -> `_article_before(token)`, read per edited text
-
-
-def _article_before(token: str) -> str:
-    """`lexicon.article` of the ASCII letters a token starts with ("dog." -> "dog"), '' if none."""
-    a = _ARTICLES.get(token)
-    if a is None:
-        m = _LETTERS.match(token)
-        word = m.group() if m is not None else ""
-        if len(_ARTICLES) >= 1 << 16:
-            _ARTICLES.clear()
-        a = _ARTICLES[token] = lexicon.article(word) if word else ""
-    return a
-
-
-def _word_char(c: str) -> bool:
-    """What the regular expression `\\w` matches (Unicode letters and digits, and "_")."""
-    return c != " " and (c.isalnum() or c == "_")
 
 
 def _moved(text: str, span: Span) -> str:
@@ -159,12 +120,6 @@ def _insertion_point(np: NP, cat: str, kg: KG) -> int:
     return min(before) if before else np.head[0]
 
 
-# A candidate edit is a plain tuple, plausibility first:
-#   (plausibility, caption, edits, from, to, fact, new facts, word other captions must not state)
-# Most candidates are never kept, so the text and the Negative are built only for those that are.
-
-
-@mypyc_attr(allow_interpreted_subclasses=True)  # compiled, it may still be subclassed (tests count calls)
 class Generator:
     def __init__(self, kg: KG, per_type: int) -> None:
         self.kg = kg
@@ -209,21 +164,21 @@ class Generator:
                     out.append((c, np, a, span))
         return out
 
-    def replace_att(self, c: Caption, np: NP, a: str, span: Span) -> list[tuple]:
+    def replace_att(self, c: Caption, np: NP, a: str, span: Span) -> list[Candidate]:
         kg = self.kg
         name = np.name
         own = {x for x, _ in np.atts}
         if kg.is_person(name):  # 'a short person' -> 'a tall person', never 'a long person'
             own |= set(lexicon.load("attributes")["not_on_people_words"])
         fact = attribute_fact(a, name)
-        return [(kg.plausibility_att(name, to), c, [(span, to)], a, to, fact, (attribute_fact(to, name),), to)
+        return [Candidate(kg.plausibility_att(name, to), c, [(span, to)], a, to, fact, (attribute_fact(to, name),), to)
                 for to in kg.attribute_candidates(a, CANDIDATES_PER_SLOT) if to not in own]
 
     def replace_obj_slots(self, c: Caption) -> list[tuple]:
         kg = self.kg
         return [(c, i) for i, np in enumerate(c.nps) if kg.object_candidates(np.name, 1)]
 
-    def replace_obj(self, c: Caption, i: int) -> list[tuple]:
+    def replace_obj(self, c: Caption, i: int) -> list[Candidate]:
         out = []
         kg = self.kg
         nps = c.nps
@@ -253,14 +208,14 @@ class Generator:
                 p = sum(scores) / len(scores)
             else:  # the mean of one score is that score, exactly
                 p = kg.plausibility_cooc(to, rest)
-            out.append((p, c, [(head, lexicon.plural(to) if form else to)], name, to, name, (to,), to))
+            out.append(Candidate(p, c, [(head, lexicon.plural(to) if form else to)], name, to, name, (to,), to))
         return out
 
     def replace_rel_slots(self, c: Caption) -> list[tuple]:
         kg = self.kg
         return [(c, r) for r in c.rels if r.editable and r.span is not None and kg.predicate_candidates(r.pred)]
 
-    def replace_rel(self, c: Caption, r) -> list[tuple]:
+    def replace_rel(self, c: Caption, r) -> list[Candidate]:
         kg = self.kg
         s, o = c.nps[r.subj].name, c.nps[r.obj].name
         pred, span = r.pred, r.span
@@ -280,7 +235,7 @@ class Generator:
             elif not kg.takes_role(s, to, o):
                 self._reject("replace_rel", "implausible: the corpus never has these roles for this verb")
                 continue  # 'a painting wearing a wall', 'a person riding a tennis ball'
-            out.append((kg.plausibility_rel(s, to, o), c, [(span, display(to))], pred, to, fact,
+            out.append(Candidate(kg.plausibility_rel(s, to, o), c, [(span, display(to))], pred, to, fact,
                         (relation_fact(to, s, o),), None))
         return out
 
@@ -291,7 +246,7 @@ class Generator:
     def swap_att_slots(self, c: Caption) -> list[tuple]:
         return self._pairs(c) if len(c.nps) > 1 and any(n.atts for n in c.nps) else []
 
-    def swap_att(self, c: Caption, i: int, k: int) -> list[tuple]:
+    def swap_att(self, c: Caption, i: int, k: int) -> list[Candidate]:
         a, b = c.nps[i], c.nps[k]
         if not a.atts or not b.atts:
             return []
@@ -314,7 +269,7 @@ class Generator:
             return []
         new = (attribute_fact(y, a.name), attribute_fact(x, b.name))
         p = min(self.kg.plausibility_att(a.name, y), self.kg.plausibility_att(b.name, x))
-        return [(p, c, [(xs, y), (ys, x)], x, y, attribute_fact(x, a.name), new, None)]
+        return [Candidate(p, c, [(xs, y), (ys, x)], x, y, attribute_fact(x, a.name), new, None)]
 
     def swap_obj_slots(self, c: Caption) -> list[tuple]:
         # Without attributes this is reverse_rel; a number change breaks agreement. (`_pairs`, filtered
@@ -323,7 +278,7 @@ class Generator:
         return [(c, i, k) for i, a in enumerate(nps) for k in range(i + 1, len(nps))
                 if a.name != nps[k].name and a.plural == nps[k].plural and (a.atts or nps[k].atts)]
 
-    def swap_obj(self, c: Caption, i: int, k: int) -> list[tuple]:
+    def swap_obj(self, c: Caption, i: int, k: int) -> list[Candidate]:
         a, b = c.nps[i], c.nps[k]
         new = [attribute_fact(t, b.name) for t, _ in a.atts] + [attribute_fact(t, a.name) for t, _ in b.atts]
         kg = self.kg
@@ -350,7 +305,7 @@ class Generator:
         scores = [kg.plausibility_att(b.name, t) for t, _ in a.atts]
         scores += [kg.plausibility_att(a.name, t) for t, _ in b.atts]
         edits = [(a.head, c.text[b.head[0]:b.head[1]]), (b.head, c.text[a.head[0]:a.head[1]])]
-        return [(min(scores), c, edits, a.name, b.name, fact, tuple(new), None)]
+        return [Candidate(min(scores), c, edits, a.name, b.name, fact, tuple(new), None)]
 
     def reverse_rel_slots(self, c: Caption) -> list[tuple]:
         out = []
@@ -366,14 +321,14 @@ class Generator:
                 out.append((c, r))
         return out
 
-    def reverse_rel(self, c: Caption, r) -> list[tuple]:
+    def reverse_rel(self, c: Caption, r) -> list[Candidate]:
         a, b = c.nps[r.subj], c.nps[r.obj]
         if not self.kg.reversible(a.name, r.pred, b.name):  # 'grey sneakers wearing a man', 'a building on a window'
             self._reject("reverse_rel", "implausible: the corpus never has these roles swapped")
             return []
         new = relation_fact(r.pred, b.name, a.name)
         edits = [(a.span, _moved(c.text, b.span)), (b.span, _moved(c.text, a.span))]
-        return [(self.kg.plausibility_rel(b.name, r.pred, a.name), c, edits, a.name, b.name,
+        return [Candidate(self.kg.plausibility_rel(b.name, r.pred, a.name), c, edits, a.name, b.name,
                  relation_fact(r.pred, a.name, b.name), (new,), None)]
 
     def _known_exclusive(self, np: NP) -> set[str]:
@@ -394,7 +349,7 @@ class Generator:
         known = [np for np in c.nps if self._known_exclusive(np)]
         return [(c, np) for np in (known or c.nps)]
 
-    def add_att(self, c: Caption, np: NP) -> list[tuple]:
+    def add_att(self, c: Caption, np: NP) -> list[Candidate]:
         out = []
         kg = self.kg
         name = np.name
@@ -409,7 +364,7 @@ class Generator:
             at = where.get(cat)
             if at is None:
                 at = where[cat] = _insertion_point(np, cat, kg)
-            out.append((kg.plausibility_att(name, to), c, [((at, at), to + " ")], "", to, new, (new,), to))
+            out.append(Candidate(kg.plausibility_att(name, to), c, [((at, at), to + " ")], "", to, new, (new,), to))
             if len(out) >= CANDIDATES_PER_SLOT:
                 break
         return out
@@ -422,7 +377,7 @@ class Generator:
             return []  # appending must not change what a verb agrees with
         return [(c, last)]
 
-    def add_obj(self, c: Caption, last: NP) -> list[tuple]:
+    def add_obj(self, c: Caption, last: NP) -> list[Candidate]:
         names = [n.name for n in c.nps]
         out = []
         pool: dict[str, None] = {}
@@ -444,7 +399,7 @@ class Generator:
                 self._reject("add_obj", "a person where the image already shows people")
                 continue
             p = 0.5 * (kg.plausibility_cooc(to, names) + kg.association(to, names))
-            out.append((p, c, [(end, _and_phrase(to))], "", to, to, (to,), to))
+            out.append(Candidate(p, c, [(end, _and_phrase(to))], "", to, to, (to,), to))
         return out
 
     # -- per image --------------------------------------------------------------------------------
@@ -461,23 +416,18 @@ class Generator:
             list_slots, expand = getattr(self, kind + "_slots"), getattr(self, kind)
             slots = [s for c in captions for s in list_slots(c)]
             if len(slots) > 1:  # (shuffling fewer draws nothing from the rng)
-                _shuffle(rng, slots)
+                rng.shuffle(slots)
             kept: set[str] = set()
-            pools: list[list[tuple]] = []
+            pools: list[list[Candidate]] = []
             seen_any = False
             for slot in slots:
                 ranked = expand(*slot)
                 if not ranked:
                     continue
                 seen_any = True
-                # Best last (popped first); ties broken by one draw per candidate, in list order. The
-                # draws are made up front, and the key function hands them out (list.sort asks each
-                # item's key once, in order): the same keys and draws as `key=lambda t: (t[0], rand())`,
-                # without a Python call per candidate. One candidate still takes its draw.
-                if len(ranked) == 1:
-                    rand()
-                else:
-                    ranked.sort(key=partial(next, iter([(t[0], rand()) for t in ranked])))
+                # Best last (popped first); ties broken by one draw per candidate, in list order (sort
+                # asks each key once, in order). One candidate still takes its draw.
+                ranked.sort(key=lambda t: (t.plausibility, rand()))
                 if self._take(kind, ranked, ev, kept, out):
                     break
                 if ranked:
@@ -493,21 +443,23 @@ class Generator:
                 self._reject(kind, "no candidate edit in this image's captions")
         return out
 
-    def _take(self, kind: str, ranked: list[tuple], ev: Evidence, kept: set[str], out: list[Negative]) -> bool:
+    def _take(self, kind: str, ranked: list[Candidate], ev: Evidence, kept: set[str], out: list[Negative]) -> bool:
         """Pop the slot's best valid candidate (the rest stay for a later round) into `out`;
         True when `per_type` negatives are kept."""
         while ranked:
-            plaus, c, edits, frm, to, fact, new_facts, check = ranked.pop()
-            if not self._ok(kind, ev, new_facts, check):
+            cand = ranked.pop()
+            c = cand.caption
+            if not self._ok(kind, ev, cand.new_facts, cand.check_word):
                 continue
-            text = apply_edits(c.text, edits)
+            text = apply_edits(c.text, cand.edits)
             folded = text.lower()
             if text == c.text or folded in kept:
                 continue
             if self.refine and not self._balanced(kind, text, c.text):
                 continue
             kept.add(folded)
-            out.append(Negative(kind, text, frm, to, fact, plaus, c.text, new_facts, check))
+            out.append(Negative(kind, text, cand.from_, cand.to, cand.fact, cand.plausibility, c.text,
+                                cand.new_facts, cand.check_word))
             break
         return len(kept) >= self.per_type
 

@@ -16,17 +16,10 @@ import orjson
 
 from kgaug import lexicon
 
-try:
-    from mypy_extensions import mypyc_attr
-except ImportError:  # only the compiled build (kgaug/native.py) reads it
-    def mypyc_attr(*attrs: str, **kwattrs: object):  # type: ignore[misc]
-        return lambda cls: cls
-
 
 # slots: pass 2 makes every object and relation of every image (from the spill); slotted ones are
-# about a quarter cheaper to make and no slower to read. Compiled (kgaug/native.py), Obj and Rel are native
-# classes (pass 2's compiled modules read their fields directly); SceneGraph and PackedGraph stay plain
-# Python classes, as PackedGraph fills its attributes on first read (`__getattr__`).
+# about a quarter cheaper to make and no slower to read. PackedGraph fills its attributes on first read
+# (`__getattr__`).
 @dataclass(slots=True)
 class Obj:
     id: str
@@ -50,7 +43,6 @@ _OBJ_FIELDS = operator.attrgetter("id", "name", "plural", "names", "synsets", "a
 _REL_FIELDS = operator.attrgetter("subject", "predicate", "object")
 
 
-@mypyc_attr(native_class=False)
 @dataclass
 class SceneGraph:
     objects: list[Obj] = field(default_factory=list)
@@ -195,7 +187,6 @@ def _strings(xs: Any) -> list[str]:
     return [s for s in xs if isinstance(s, str)] if xs else []
 
 
-@mypyc_attr(native_class=False)
 class PackedGraph(SceneGraph):
     """A SceneGraph held in its `to_tuples` form, as GraphBuilder makes it: pass 1 counts and spills that
     form as is, so the Obj and Rel objects (most of the cost of building a graph) are only made if
@@ -234,8 +225,8 @@ class PackedGraph(SceneGraph):
 class GraphBuilder:
     """Builds a SceneGraph while dropping (and naming) what cannot be kept. Objects are kept as the tuples
     of `to_tuples` (id, name, plural, names, synsets, attributes, box) and the graph is a PackedGraph.
-    Source records are untrusted: names, synsets, attributes and predicates are typed `Any` (compiled,
-    a declared type is enforced) and what is not a string is dropped here."""
+    Source records are untrusted: names, synsets, attributes and predicates are typed `Any` and what is
+    not a string is dropped here."""
 
     def __init__(self) -> None:
         self._objects: list[tuple] = []
@@ -285,8 +276,7 @@ class GraphBuilder:
         else:
             kept = _strings(synsets)
         have: list[str] = []
-        # Declared a plain `tuple` (compiled, a precisely typed tuple is rebuilt at each use): one object,
-        # shared by `ids` and the graph.
+        # One object, shared by `ids` and the graph.
         packed: tuple = (oid, name, plural, cleaned, kept, have, box)
         self.ids[oid] = packed
         self._objects.append(packed)

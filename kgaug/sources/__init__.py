@@ -7,14 +7,7 @@ import hashlib
 import re
 from dataclasses import dataclass, field
 
-import kgaug
-from kgaug import _compiled
 from kgaug.scene_graph import SceneGraph
-
-# Readers compiled by `python -m kgaug.native build` (`_compiled.MODULES`, e.g. sources/vg) are found
-# before their .py files exactly when kgaug's own compiled modules are (a build that matches the sources).
-if str(_compiled.NATIVE / "kgaug") in kgaug.__path__:
-    __path__.insert(0, str(_compiled.NATIVE / "kgaug" / "sources"))
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp")
 

@@ -130,8 +130,6 @@ def _graph(image_id, objects, attributes, relationships, problems: list[str]):
     # Objects by their raw int id: most relationships (`subject_id`/`object_id` ints, no merged ids, no
     # embedded objects) find their ends here, without converting and hashing the id again (`_end`).
     by_int: dict[int, tuple] = {}  # raw id -> the builder's packed object (its id first)
-    # `b.add_object(...)` spelled out at each call: compiled (kgaug/native.py) that is a direct C call,
-    # where a bound method kept in a local would be called through Python.
     ids = b.ids
     for o in objects if isinstance(objects, list) else []:
         if not isinstance(o, dict) or "object_id" not in o:
