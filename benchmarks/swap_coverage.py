@@ -190,7 +190,7 @@ def markdown(name: str, res: dict) -> str:
 # --- parsing and CLI -------------------------------------------------------------------------------
 
 def parse_captions(texts: Iterable[str], model: str, batch_size: int = 256) -> dict[str, Caption | None]:
-    """Each distinct text through kgaug's caption parser as `kgaug build` runs it (`build._Parser`):
+    """Each distinct text through kgaug's caption parser as `kgaug build` runs it (`image.CaptionParser`):
     None for a text it rejects (`language_problem`) or finds no object in."""
     from kgaug.parse import language_problem, load_nlp, to_caption
 

@@ -8,13 +8,14 @@ seeded sample of images how often each type's negative is the less likely text p
 caption it was edited from (`gap` < 0), and from then on keeps a negative of the side a type leans to
 only with the probability that balances the two sides (`acceptance`), choosing instead among the
 slot's other valid candidates. What it turns down is counted in `report.json` (`rejected`, reason
-`REFINED`). The maths is here, pure; `kgaug.generate.calibrate` and `Generator._take` wire it in.
+`REFINED`). The maths is here, pure; `kgaug.refine` and `Generator._take` wire it in.
 """
 
 from __future__ import annotations
 
 import math
 import re
+import zlib
 from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -24,6 +25,12 @@ BOS, EOS = "<s>", "</s>"
 REFINED = "refined: a text-only LM tells it from its caption"
 FLOOR = 0.2  # the least share of a type's leaning side kept: a type is thinned, never removed
 MIN_SAMPLE = 50  # a type with fewer calibration negatives is left alone: too few to say it leans
+
+
+def fold(key: str) -> int:
+    """The half of the corpus an image belongs to (0 or 1, from its key): its captions fit one LM and
+    its negatives are scored by the other, so a caption is never scored by a model that has read it."""
+    return zlib.crc32(key.encode()) & 1
 
 
 def tokens(text: str) -> list[str]:

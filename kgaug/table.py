@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
+import pyarrow.parquet as pq
 
 TABLE_DIR = "table"
 REPORT_FILE = "report.json"
@@ -111,3 +112,46 @@ def read_rows(folder: Path, columns: list[str] | None = None, batch_size: int = 
 
 def read_report(folder: Path) -> dict[str, Any]:
     return json.loads((Path(folder) / REPORT_FILE).read_text())
+
+
+class PartWriter:
+    """Arrow tables (any number of rows each) -> part-NNNNN.parquet files of `rows_per_part` rows,
+    written in row groups of ROW_GROUP rows so memory does not grow with the part size. The row
+    groups are cut at the same rows however the input tables are sized, and each is written from
+    one contiguous table, so the file bytes do not depend on the chunking."""
+
+    ROW_GROUP = 1024
+
+    def __init__(self, folder: Path, rows_per_part: int) -> None:
+        self.folder, self.rows_per_part = folder, rows_per_part
+        self.part, self.in_part = 0, 0
+        self.buf: list[pa.Table] = []
+        self.buffered = 0
+        self.writer: pq.ParquetWriter | None = None
+
+    def _flush(self) -> None:
+        if self.writer is None:
+            self.writer = pq.ParquetWriter(self.folder / PART_PATTERN.format(index=self.part), TABLE_SCHEMA)
+        table = pa.concat_tables(self.buf).combine_chunks() if self.buf else TABLE_SCHEMA.empty_table()
+        self.writer.write_table(table)
+        self.buf, self.buffered = [], 0
+
+    def add(self, table: pa.Table) -> None:
+        start = 0
+        while start < table.num_rows:
+            piece = table.slice(start, min(self.ROW_GROUP - self.buffered, self.rows_per_part - self.in_part))
+            start += piece.num_rows
+            self.buf.append(piece)
+            self.buffered += piece.num_rows
+            self.in_part += piece.num_rows
+            if self.buffered >= self.ROW_GROUP or self.in_part >= self.rows_per_part:
+                self._flush()
+            if self.in_part >= self.rows_per_part:
+                self.writer.close()
+                self.writer, self.part, self.in_part = None, self.part + 1, 0
+
+    def close(self) -> None:
+        if self.buf or (self.writer is None and self.part == 0):
+            self._flush()  # an empty input still gets one (empty) part with the schema
+        if self.writer is not None:
+            self.writer.close()

@@ -410,7 +410,7 @@ def test_a_failed_overwrite_leaves_the_earlier_build_as_it_was(tiny_vg: Path, tm
     # disk full in the middle of pass 2: one clear error, exit 1, and OUT still holds the earlier build
     import errno
 
-    from kgaug import build as B
+    from kgaug.engine import local
 
     out = tmp_path / "out"
     assert run_build("--source", "vg", "--vg-dir", str(tiny_vg), "--out", str(out), "--no-wordnet")[0] == 0
@@ -420,7 +420,7 @@ def test_a_failed_overwrite_leaves_the_earlier_build_as_it_was(tiny_vg: Path, tm
         raise OSError(errno.ENOSPC, "No space left on device")
         yield  # (a generator, like the real one)
 
-    monkeypatch.setattr(B, "generate_tables", full)
+    monkeypatch.setattr(local, "pass2", full)
     code, log = run_build("--source", "vg", "--vg-dir", str(tiny_vg), "--out", str(out), "--no-wordnet", "--seed",
                           "5", "--overwrite")
     assert code == 1 and "No space left on device" in log and "nothing of this run replaced" in log, log

@@ -167,7 +167,7 @@ def test_coco_refinement_balances_what_a_text_only_lm_sees(coco_build: Path):
     # likely per token than their caption ("under" and "outside" are rarer than "on" and "in"): the
     # refined table leaves a text-only LM of the corpus close to a coin toss on every type it thins.
     from kgaug import fluency
-    from kgaug.generate import fold
+    from kgaug.fluency import fold
 
     report = json.loads((coco_build / "report.json").read_text())
     types = report["refinement"]["types"]

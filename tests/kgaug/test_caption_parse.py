@@ -7,7 +7,7 @@ import random
 
 import pytest
 
-from kgaug.build import coreferent_names, merge_caption_graphs
+from kgaug.image import coreferent_names, merge_caption_graphs
 from kgaug.captions import pseudo_captions
 
 

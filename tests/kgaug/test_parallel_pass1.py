@@ -8,9 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from kgaug import kg as kg_module
-from kgaug.build import BuildConfig, _parallel_plan, build
+from kgaug.build import BuildConfig, build
+from kgaug.engine.local import parallel_plan
 from kgaug.jsonstream import Malformed, Part, iter_array, split_points
+from kgaug.kg import counts as kg_counts
 from kgaug.table import REPORT_FILE, TABLE_DIR
 
 from .helpers import vg_image
@@ -139,10 +140,10 @@ def test_parallel_pass1_bytes_equal_sequential(tmp_path: Path):
     assert any(s["where"] == "scene_graphs.json item 15" for s in rep["skips"])
     assert rep["record_problems_by_reason"]["relation to unknown object id"] == 36
     for workers in (2, 3):
-        _skips, plan, _ = _parallel_plan(BuildConfig(source="vg", vg_dir=vg, out=tmp_path, workers=workers))
+        _skips, plan, _ = parallel_plan(BuildConfig(source="vg", vg_dir=vg, out=tmp_path, workers=workers))
         assert len(plan.starts) == 4 * workers  # ranges of a few records: bad ones near their ends too
         assert _build(vg, tmp_path / f"w{workers}", workers) == one
-    assert _parallel_plan(BuildConfig(source="vg", vg_dir=vg, out=tmp_path, workers=0)) is None  # small: sequential
+    assert parallel_plan(BuildConfig(source="vg", vg_dir=vg, out=tmp_path, workers=0)) is None  # small: sequential
     assert not list((tmp_path / "w3").glob(".graphs*"))  # no spill left behind
 
 
@@ -171,7 +172,7 @@ def test_wordnet_loads_beside_the_pass1_workers(tmp_path: Path, wordnet_ready, m
 
 def test_parallel_pass1_prunes_co_occurrences_where_sequential_does(tmp_path: Path, monkeypatch):
     vg = _vg_with_damage(tmp_path / "vg")
-    monkeypatch.setattr(kg_module, "COOC_CAP", 25)
+    monkeypatch.setattr(kg_counts, "COOC_CAP", 25)
     one = _build(vg, tmp_path / "w1", 1)
     assert json.loads(one["report"])["kg"]["co_occurrence_prunes"] > 1
     assert _build(vg, tmp_path / "w2", 2) == one
@@ -192,7 +193,7 @@ def test_parallel_pass1_with_images_and_sensitive_tags(tmp_path: Path):
     for workers in (1, 2):
         cfg = BuildConfig(source="synthetic", vg_dir=folder, out=tmp_path / f"w{workers}", wordnet=False,
                           workers=workers, progress=False)
-        assert (_parallel_plan(cfg) is None) == (workers == 1)
+        assert (parallel_plan(cfg) is None) == (workers == 1)
         build(cfg)
         outs.append(_outputs(tmp_path / f"w{workers}"))
     assert outs[0] == outs[1]
@@ -200,7 +201,7 @@ def test_parallel_pass1_with_images_and_sensitive_tags(tmp_path: Path):
 
 
 def test_beside_runs_start_up_work_once_and_reraises_its_error():
-    from kgaug.build import Beside
+    from kgaug.engine.local import Beside
 
     ran = []
     here = Beside(lambda: ran.append("here"))

@@ -322,7 +322,7 @@ def test_rows_as_tuples_make_the_table_the_row_dicts_make(tmp_path: Path):
 def test_spill_records_round_trip_marshal_or_pickle(tmp_path: Path):
     import io
 
-    from kgaug.generate import SpillRecord, read_spill, spill_blobs, write_spill
+    from kgaug.engine.spill import SpillRecord, read_spill, spill_blobs, write_spill
     from kgaug.scene_graph import packed_json
 
     g = GraphBuilder()
