@@ -20,6 +20,7 @@ import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from functools import cache
+from typing import NamedTuple
 
 from kgaug import lexicon
 from kgaug.scene_graph import SceneGraph, parse_fact
@@ -170,15 +171,48 @@ def graph_facts(graph: SceneGraph) -> tuple[list[str], dict[str, list[str]]]:
     return sorted(graph.facts()), names
 
 
+class Mention(NamedTuple):
+    """An object named in a text: tokens start..end name it."""
+
+    name: str  # the fact's object name
+    start: int
+    end: int
+
+
+class AttWord(NamedTuple):
+    """An attribute word of a text."""
+
+    atts: set[str]  # the attributes it may state
+    pos: int  # its token
+
+
+class RelPhrase(NamedTuple):
+    """A relation phrase of a text: tokens start..end state one of `preds`."""
+
+    preds: set[str]
+    start: int
+    end: int
+
+
+class Problem(NamedTuple):
+    """Why a text is not grounded: a reason and the word (or attribute, predicate) it is about."""
+
+    reason: str  # one of the reasons above (DROPS_OBJECT, ...)
+    word: str  # what it is about
+
+
 @dataclass
 class Reading:
-    mentions: list[tuple[str, int, int]]  # (object, first token, end)
-    attributes: list[tuple[set[str], int]]  # (attributes the word may state, token)
-    relations: list[tuple[set[str], int, int]]  # (predicates, first token, end)
-    problems: list[tuple[str, str]]  # (reason, word)
+    mentions: list[Mention]
+    attributes: list[AttWord]
+    relations: list[RelPhrase]
+    problems: list[Problem]
 
 
 def read(text: str, g: Grounding, vocab: Vocab) -> Reading:
+    """What `text` says in the words of `g`, by token, each word read once, in passes: the facts'
+    objects (longest names first), their relation phrases (longest first), their attribute words and
+    negations; then the vocabulary's objects, attributes and relation words the facts do not have."""
     t = tokens(text)
     s = [stem(w) for w in t]
     used = [False] * len(t)
@@ -190,21 +224,21 @@ def read(text: str, g: Grounding, vocab: Vocab) -> Reading:
     for n in (3, 2, 1):  # the facts' objects, longest names first
         for i in range(len(t)):
             if free(i, n) and (name := g.objects.get(lexicon.singular(" ".join(t[i:i + n]))[0])) is not None:
-                r.mentions.append((name, i, i + n))
+                r.mentions.append(Mention(name, i, i + n))
                 used[i:i + n] = [True] * n
     for phrase, preds in sorted(g.phrases.items(), key=lambda kv: (-len(kv[0]), kv[0])):
         n = len(phrase)
         for i in range(len(t)):
             if free(i, n) and tuple(s[i:i + n]) == phrase:
-                r.relations.append((preds, i, i + n))
+                r.relations.append(RelPhrase(preds, i, i + n))
                 used[i:i + n] = [True] * n
     for i, w in enumerate(t):
         if used[i] or w in neutral():
             continue
         if w in negation():
-            r.problems.append((NEGATION, w))
+            r.problems.append(Problem(NEGATION, w))
         elif s[i] in g.attributes:
-            r.attributes.append((g.attributes[s[i]], i))
+            r.attributes.append(AttWord(g.attributes[s[i]], i))
             used[i] = True
     for n in (3, 2, 1):  # then what the vocabulary knows and the facts do not say
         for i in range(len(t)):
@@ -212,51 +246,51 @@ def read(text: str, g: Grounding, vocab: Vocab) -> Reading:
                 continue
             key = lexicon.singular(" ".join(t[i:i + n]))[0]
             if key in vocab.objects and key not in neutral():
-                r.problems.append((INVENTS_OBJECT, key))
+                r.problems.append(Problem(INVENTS_OBJECT, key))
                 used[i:i + n] = [True] * n
     for i, w in enumerate(t):
         if used[i] or w in neutral() or w in negation():
             continue
         if s[i] in vocab.attributes:
-            r.problems.append((INVENTS_ATTRIBUTE, w))
+            r.problems.append(Problem(INVENTS_ATTRIBUTE, w))
         elif s[i] in vocab.relations:
-            r.problems.append((INVENTS_RELATION, w))
-    r.mentions.sort(key=lambda m: m[1])
-    r.relations.sort(key=lambda x: x[1])
+            r.problems.append(Problem(INVENTS_RELATION, w))
+    r.mentions.sort(key=lambda m: m.start)
+    r.relations.sort(key=lambda x: x.start)
     return r
 
 
 def _described(r: Reading, pos: int) -> str | None:
     """The object an attribute word at `pos` describes: the next one named within ATT_WINDOW words
     with no relation phrase between, else the last one named before it."""
-    nxt = next((m for m in r.mentions if m[1] > pos), None)
-    if nxt is not None and nxt[1] - pos <= ATT_WINDOW and not any(pos < x[1] < nxt[1] for x in r.relations):
-        return nxt[0]
-    before = [m for m in r.mentions if m[2] <= pos]
-    return before[-1][0] if before else None
+    nxt = next((m for m in r.mentions if m.start > pos), None)
+    if nxt is not None and nxt.start - pos <= ATT_WINDOW and not any(pos < x.start < nxt.start for x in r.relations):
+        return nxt.name
+    before = [m for m in r.mentions if m.end <= pos]
+    return before[-1].name if before else None
 
 
 def _relation_holds(r: Reading, preds: set[str], start: int, end: int, facts: set[tuple[str, str, str]]) -> bool:
-    before = {m[0] for m in r.mentions if m[2] <= start}
-    after = {m[0] for m in r.mentions if m[1] >= end}
+    before = {m.name for m in r.mentions if m.end <= start}
+    after = {m.name for m in r.mentions if m.start >= end}
     symmetric = lexicon.relation_words("symmetric")
     return any(p in preds and ((s in before and o in after) or (p in symmetric and o in before and s in after))
                for p, s, o in facts)
 
 
-def problems(text: str, g: Grounding, vocab: Vocab, given: Iterable[str] = ()) -> list[tuple[str, str]]:
+def problems(text: str, g: Grounding, vocab: Vocab, given: Iterable[str] = ()) -> list[Problem]:
     """Why `text` does not state exactly what `g` allows ([]: it is grounded); `given`: objects it must name."""
     r = read(text, g, vocab)
     out = list(r.problems)
-    named = {m[0] for m in r.mentions}
-    out += [(DROPS_OBJECT, o) for o in given if o not in named]
+    named = {m.name for m in r.mentions}
+    out += [Problem(DROPS_OBJECT, o) for o in given if o not in named]
     for atts, pos in r.attributes:
         obj = _described(r, pos)
         if obj is None or not any((a, obj) in g.att_facts for a in atts):
-            out.append((WRONG_ATTRIBUTE, f"{'/'.join(sorted(atts))} on {obj}"))
+            out.append(Problem(WRONG_ATTRIBUTE, f"{'/'.join(sorted(atts))} on {obj}"))
     for preds, start, end in r.relations:
         if not _relation_holds(r, preds, start, end, g.rel_facts):
-            out.append((WRONG_RELATION, "/".join(sorted(preds))))
+            out.append(Problem(WRONG_RELATION, "/".join(sorted(preds))))
     return out
 
 
@@ -265,7 +299,7 @@ def states(text: str, fact: str, g: Grounding, vocab: Vocab) -> bool:
     r = read(text, g, vocab)
     head, args = parse_fact(fact)
     if not head:
-        return any(m[0] == args[0] for m in r.mentions)
+        return any(m.name == args[0] for m in r.mentions)
     if len(args) == 1:
         return any(head in atts and _described(r, pos) == args[0] for atts, pos in r.attributes)
     return any(_relation_holds(r, preds, s, e, {(head, args[0], args[1])}) for preds, s, e in r.relations)
@@ -276,14 +310,14 @@ def extract(text: str, g: Grounding, vocab: Vocab) -> set[str]:
     them wrongly on purpose): each object named, each attribute word on the object it describes, each
     relation phrase between the objects named last before it and first after it."""
     r = read(text, g, vocab)
-    out = {m[0] for m in r.mentions}
+    out = {m.name for m in r.mentions}
     for atts, pos in r.attributes:
         obj = _described(r, pos)
         if obj is not None:
             out.add(f"{next((a for a in sorted(atts) if (a, obj) in g.att_facts), min(atts))}({obj})")
     for preds, start, end in r.relations:
-        before = [m[0] for m in r.mentions if m[2] <= start]
-        after = [m[0] for m in r.mentions if m[1] >= end]
+        before = [m.name for m in r.mentions if m.end <= start]
+        after = [m.name for m in r.mentions if m.start >= end]
         if before and after:
             s, o = before[-1], after[0]
             p = next((p for p in sorted(preds) if (p, s, o) in g.rel_facts), min(preds))
@@ -296,7 +330,7 @@ def check_rewrite(text: str, facts: Iterable[str], given: Iterable[str], vocab: 
     """None when `text` names every object of `given` and says nothing `facts` (the image's graph) do
     not; else the first reason."""
     found = problems(text, ground(facts, names, synonyms), vocab, given)
-    return found[0][0] if found else None
+    return found[0].reason if found else None
 
 
 def check_negative(fluent: str, rule_text: str, false_fact: str, facts: Iterable[str], vocab: Vocab,
@@ -311,5 +345,5 @@ def check_negative(fluent: str, rule_text: str, false_fact: str, facts: Iterable
     if not states(fluent, false_fact, g, vocab):
         return LOSES_FALSE_FACT
     if found:
-        return found[0][0]
+        return found[0].reason
     return None if all(states(fluent, f, g, vocab) for f in own) else LOSES_FACT

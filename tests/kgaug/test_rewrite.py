@@ -13,7 +13,7 @@ import pytest
 pytest.importorskip("pytest_httpserver")
 from werkzeug import Request, Response  # noqa: E402  (installed with pytest-httpserver)
 
-from kgaug import grounding as G  # noqa: E402
+from kgaug import grounding  # noqa: E402
 from kgaug.ollama_io import Cache, Ollama, OllamaSettings, OllamaUnavailable, RequestFailed  # noqa: E402
 from kgaug.rewrite import MALFORMED, RewriteConfig, Rewriter, prompts  # noqa: E402
 from kgaug.table import read_report, read_rows  # noqa: E402
@@ -21,7 +21,7 @@ from tests.kgaug.helpers import run_build, tiny_world, write_vg  # noqa: E402
 
 MODEL = "tiny"
 FACTS = ["dog", "black(dog)", "couch", "white(couch)", "on(dog,couch)", "cat", "brown(cat)", "near(cat,couch)"]
-VOCAB = G.Vocab.build(["dog", "couch", "cat", "tree", "man", "table"], ["black", "white", "brown", "red"],
+VOCAB = grounding.Vocab.build(["dog", "couch", "cat", "tree", "man", "table"], ["black", "white", "brown", "red"],
                       ["on", "under", "near", "riding"])
 
 
@@ -30,36 +30,36 @@ VOCAB = G.Vocab.build(["dog", "couch", "cat", "tree", "man", "table"], ["black",
 @pytest.mark.parametrize("text", ["A black dog on a white couch.", "There is a black dog on a white couch.",
                                   "A black dog on a white couch and a brown cat near the couch."])
 def test_grounded_rewrite_accepted(text):
-    assert G.check_rewrite(text, FACTS, ["dog", "couch"], VOCAB) is None
+    assert grounding.check_rewrite(text, FACTS, ["dog", "couch"], VOCAB) is None
 
 
 @pytest.mark.parametrize("text, reason", [
-    ("There is a black dog.", G.DROPS_OBJECT),  # the couch is gone
-    ("A black dog on a white couch under a tree.", G.INVENTS_OBJECT),
-    ("A black dog on a red couch.", G.INVENTS_ATTRIBUTE),  # a colour the graph does not have
-    ("A white dog on a black couch.", G.WRONG_ATTRIBUTE),  # colours swapped
-    ("A black dog under a white couch.", G.INVENTS_RELATION),
-    ("A white couch on a black dog.", G.WRONG_RELATION),  # the relation reversed
-    ("A black dog on a white couch, no cat.", G.NEGATION),
+    ("There is a black dog.", grounding.DROPS_OBJECT),  # the couch is gone
+    ("A black dog on a white couch under a tree.", grounding.INVENTS_OBJECT),
+    ("A black dog on a red couch.", grounding.INVENTS_ATTRIBUTE),  # a colour the graph does not have
+    ("A white dog on a black couch.", grounding.WRONG_ATTRIBUTE),  # colours swapped
+    ("A black dog under a white couch.", grounding.INVENTS_RELATION),
+    ("A white couch on a black dog.", grounding.WRONG_RELATION),  # the relation reversed
+    ("A black dog on a white couch, no cat.", grounding.NEGATION),
 ])
 def test_ungrounded_rewrite_rejected(text, reason):
-    assert G.check_rewrite(text, FACTS, ["dog", "couch"], VOCAB) == reason
+    assert grounding.check_rewrite(text, FACTS, ["dog", "couch"], VOCAB) == reason
 
 
 def test_in_context_examples_pass_their_own_check():
     for e in prompts()["rewrite"]["examples"]:
-        assert G.check_rewrite(e["rewrite"], e["facts"], [f for f in e["facts"] if "(" not in f], VOCAB) is None
+        assert grounding.check_rewrite(e["rewrite"], e["facts"], [f for f in e["facts"] if "(" not in f], VOCAB) is None
 
 
 def test_fluent_negative_checks():
     rule = "A white dog on a black couch."  # swap_att: white(dog) is false
-    assert G.check_negative("There is a white dog on a black couch.", rule, "white(dog)", FACTS, VOCAB) is None
-    assert G.check_negative("A black dog on a white couch.", rule, "white(dog)", FACTS, VOCAB) == G.LOSES_FALSE_FACT
-    assert G.check_negative("A white dog on a couch.", rule, "white(dog)", FACTS, VOCAB) == G.LOSES_FACT
-    assert G.check_negative("A white dog on a black couch under a tree.", rule, "white(dog)", FACTS,
-                            VOCAB) == G.INVENTS_OBJECT
+    assert grounding.check_negative("There is a white dog on a black couch.", rule, "white(dog)", FACTS, VOCAB) is None
+    assert grounding.check_negative("A black dog on a white couch.", rule, "white(dog)", FACTS, VOCAB) == grounding.LOSES_FALSE_FACT
+    assert grounding.check_negative("A white dog on a couch.", rule, "white(dog)", FACTS, VOCAB) == grounding.LOSES_FACT
+    assert grounding.check_negative("A white dog on a black couch under a tree.", rule, "white(dog)", FACTS,
+                            VOCAB) == grounding.INVENTS_OBJECT
     reverse = "A white couch on a black dog."
-    assert G.check_negative("A dog on a couch.", reverse, "on(couch,dog)", FACTS, VOCAB) == G.LOSES_FALSE_FACT
+    assert grounding.check_negative("A dog on a couch.", reverse, "on(couch,dog)", FACTS, VOCAB) == grounding.LOSES_FALSE_FACT
 
 
 # -- a scripted Ollama on loopback -----------------------------------------------------------------
@@ -228,13 +228,13 @@ def test_build_end_to_end_and_warm_cache(httpserver, tmp_path):
     assert not any("hat" in p["text"] for r in rows if "dog" in r["scene_graph"] for p in llm)  # invented hats
     rw = report["rewrites"]
     assert rw["requested"] == 2 * len(rows) and rw["accepted"] == len(llm) == report["counts"]["llm_pseudo_captions"]
-    assert rw["rejected_by_reason"].get(G.INVENTS_OBJECT, 0) > 0 and rw["accepted"] + rw["rejected"] == rw["requested"]
+    assert rw["rejected_by_reason"].get(grounding.INVENTS_OBJECT, 0) > 0 and rw["accepted"] + rw["rejected"] == rw["requested"]
     negs = [n for r in rows for n in r["hard_negatives"]]
     fluent = [n for n in negs if n["origin"] == "llm"]
     assert fluent and all(n["text"].startswith("There is ") for n in fluent)
     ln = report["llm_negatives"]
     assert ln["requested"] == len(negs) and ln["accepted"] == len(fluent)
-    lost = ln["rejected_by_reason"].get(G.LOSES_FACT, 0) + ln["rejected_by_reason"].get(G.LOSES_FALSE_FACT, 0)
+    lost = ln["rejected_by_reason"].get(grounding.LOSES_FACT, 0) + ln["rejected_by_reason"].get(grounding.LOSES_FALSE_FACT, 0)
     assert lost > 0  # the colour-dropping rephrasings (of sentences with a couch)
     sent = _chats(httpserver)
     assert sent == rw["requested"] + ln["requested"] == rw["requests_sent"]
