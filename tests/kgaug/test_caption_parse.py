@@ -7,8 +7,8 @@ import random
 
 import pytest
 
-from kgaug.image import coreferent_names, merge_caption_graphs
 from kgaug.captions import pseudo_captions
+from kgaug.image import coreferent_names, merge_caption_graphs
 
 
 @pytest.fixture(scope="module")

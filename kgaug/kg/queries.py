@@ -1,33 +1,17 @@
-"""The knowledge graph (networkx): corpus counts, WordNet, ConceptNet and the lexicon, and the
-questions negatives ask of it: is X a synonym of Y, what may replace X, how plausible is a fact.
-
-Nodes are `obj:<name>`, `att:<name>`, `pred:<name>` (corpus and lexicon concepts) with a `count`.
-Edge kinds: has_attribute / subject_of / object_of / co_occurs (corpus counts), synonym / is_a /
-cohyponym / antonym (WordNet, lexicon), and ConceptNet relations as `cn:<Relation>` with a weight.
-Counting during the stream uses Counters (fast); `finalize` turns them into the graph.
+"""The questions pass 2 asks the KG about words: is X the same as Y (never a valid replacement), what
+may replace X, what the corpus shows of X, and how plausible a fact is. They read the corpus counts,
+WordNet, the VG synset maps, ConceptNet and the lexicon, which do not change in pass 2: answers are
+memoised (`PairMemo`, `Kept`, `MetNames` and plain dicts), and dropped when counts change again.
 """
 
 from __future__ import annotations
 
-import itertools
-import json
-import operator
-from collections import Counter
-from collections.abc import Callable, Iterable
-from pathlib import Path
-
-import networkx as nx
-
 from kgaug import lexicon
-from kgaug.scene_graph import SceneGraph
+from kgaug.kg.counts import CorpusCounts
+from kgaug.kg.loaders import ConceptNet
 from kgaug.vgmeta import VGMeta
 from kgaug.wordnet import WordNet, sense_key
-from kgclip.atomic import atomic_write_text
 
-CORPUS_COUNTERS = ("obj", "att", "pred", "obj_att", "subj_pred", "pred_obj", "cooc")
-MAX_COOC_OBJECTS = 16  # per image: pairs grow quadratically, the first objects suffice for counts
-COOC_CAP = 1_000_000  # distinct pairs kept in memory; beyond it, pairs seen once are dropped
-WORDNET_VOCAB = 1000  # most frequent objects/attributes that get WordNet edges in the saved graph
 MAX_OBJECT_CANDIDATES = 30
 PAIR_MEMO_SIZE = 1 << 20  # sameness answers pass 2 keeps per kind (then it starts afresh)
 # Two locative prepositions are the same for an object when the corpus uses each with it at least twice
@@ -41,19 +25,10 @@ TYPICAL_SHARE = 0.5
 # An object the corpus has in this share of the images of an object already named (at least twice)
 # is likely in the picture ('a kitchen … and a chair'): add_obj never adds it.
 PRESENT_SHARE = 0.5
-_ID, _NAME, _SECOND = operator.itemgetter(0), operator.itemgetter(1), operator.itemgetter(1)  # of to_tuples objects; of pairs
 
 
 def _sat(c: float, k: float = 2.0) -> float:
     return c / (c + k)
-
-
-def _add_counts(counter: Counter, more: Counter) -> None:
-    """`counter.update(more)` (values added; new keys after the old, in `more`'s order) in C-level loops:
-    Counter.update adds a mapping key by key in Python."""
-    keys = list(more)
-    totals = list(map(operator.add, map(counter.get, keys, itertools.repeat(0)), more.values()))
-    dict.update(counter, zip(keys, totals))
 
 
 class PairMemo:
@@ -158,34 +133,35 @@ class MetNames:
         self.answers.clear()
 
 
-class KG:
-    def __init__(self, wordnet: WordNet | None = None, vg: VGMeta | None = None) -> None:
-        self.wn = wordnet or WordNet(enabled=False)
-        self.vg = vg or VGMeta()
-        self.obj: Counter = Counter()
-        self.att: Counter = Counter()
-        self.pred: Counter = Counter()
-        self.obj_att: Counter = Counter()
-        self.subj_pred: Counter = Counter()
-        self.pred_obj: Counter = Counter()
-        self.cooc: Counter = Counter()
-        self.graph = nx.DiGraph()
-        self.conceptnet_rows = 0
-        self.cooc_prunes = 0
-        self.conceptnet_skipped: Counter = Counter()
+class Questions:
+    """What pass 2 asks of the corpus counts and outside knowledge (the methods below), with the memos of
+    their answers. The counters are `counts`' own (updated in place, never replaced), so the answers
+    read them directly; `forget_counted` drops what they depend on when counts change."""
+
+    def __init__(self, counts: CorpusCounts, conceptnet: ConceptNet, wordnet: WordNet, vg: VGMeta) -> None:
+        self.wn = wordnet
+        self.vg = vg
+        self.obj = counts.obj
+        self.att = counts.att
+        self.pred = counts.pred
+        self.obj_att = counts.obj_att
+        self.subj_pred = counts.subj_pred
+        self.pred_obj = counts.pred_obj
+        self.cooc = counts.cooc
+        self.conceptnet = conceptnet
+        self._cn = conceptnet.neighbours  # bound once: asked per pair by the sameness tests
         self._cands: dict = {}  # (kind, word) -> Kept or tuple
         self._firsts: dict[tuple[str, str, int | None], tuple[str, ...]] = {}  # (kind, word, limit) -> `_cands` answer
         self._cooc_adj: dict[str, list[str]] | None = None
         self._att_adj: dict[str, list[str]] | None = None
         self._describable: dict[str, bool] = {}
         self._predicative: dict[str, bool] = {}
-        self._cn_cache: dict[tuple, list[str]] = {}
         self._att_keys: dict[str, frozenset] = {}
         self._keys: dict[str, tuple[frozenset, frozenset, frozenset]] = {}
         self._index: dict[str, tuple] = {}
         self._frequent: list[str] | None = None
         # Plausibility scores and per-object pools, memoised for pass 2 (counts are final by then;
-        # `_forget` drops them if counts change again).
+        # `forget_counted` drops them if counts change again).
         self._p_att: dict[tuple[str, str], float] = {}
         self._p_rel: dict[tuple[str, str, str], float] = {}
         self._pools: dict[str, tuple] = {}
@@ -198,107 +174,23 @@ class KG:
         self._locative: dict[tuple[str, str, str], bool] = {}  # (p, q, object), p < q -> `same_place`
         self._grounds: dict[tuple[str, str], bool] = {}  # (p, object) -> `grounds`
 
-    def _forget(self) -> None:
+    def answered(self) -> bool:
+        """Has a question that reads the counts been answered (memoised) since they last changed?"""
+        return bool(self._p_att or self._cands or self._cooc_adj is not None)
+
+    def forget_counted(self) -> None:
+        """Drop the answers pass 2 memoises (those that read the counts among them: they are about to
+        change). What reads only WordNet, the VG maps and ConceptNet stays (see `forget_all`)."""
         for memo in (self._p_att, self._p_rel, self._pools, self._editable, self._person, self._cands, self._firsts, self._met,
                      self._same_att, self._same_pred, self._locative, self._grounds):
             memo.clear()
         self._cooc_adj = self._att_adj = self._frequent = None
 
-    # -- counting -------------------------------------------------------------------------------
-    def add_graph(self, g: SceneGraph, prune: bool = True) -> None:
-        """Count one image. `prune=False` (a worker counting one range, merged by `merge_counts`)
-        never drops rare co-occurrence pairs: the merge does, where the sequential count would."""
-        if self._p_att or self._cands or self._cooc_adj is not None:
-            self._forget()
-        objects, relations = g.to_tuples()  # a GraphBuilder's graph holds this form: nothing is made
-        obj_names = list(map(_NAME, objects))
-        self.obj.update(obj_names)  # one C-level counting loop per counter and image
-        obj_att = [(o[1], a) for o in objects if o[5] for a in o[5]]
-        if obj_att:
-            self.att.update(map(_SECOND, obj_att))
-            self.obj_att.update(obj_att)
-        names = dict(zip(map(_ID, objects), obj_names))
-        if relations:
-            subj_pred, pred_obj = [], []
-            for s, p, o in relations:
-                s, o = names.get(s), names.get(o)
-                if s is not None and o is not None:
-                    subj_pred.append((s, p))
-                    pred_obj.append((p, o))
-            self.pred.update(map(_SECOND, subj_pred))
-            self.subj_pred.update(subj_pred)
-            self.pred_obj.update(pred_obj)
-        self._count_cooc(list(names.values()), prune)
-
-    def _count_cooc(self, names: list[str], prune: bool = True) -> None:
-        """Pairs of the image's first objects (`names` in graph order)."""
-        uniq = sorted(set(names[:MAX_COOC_OBJECTS]))
-        self.cooc.update(itertools.combinations(uniq, 2))  # C-level counting
-        if prune and len(self.cooc) > COOC_CAP:  # bounded memory on full VG: rare pairs say little anyway
-            self.cooc = Counter({k: n for k, n in self.cooc.items() if n > 1})
-            self.cooc_prunes += 1
-
-    def corpus_counts(self) -> dict[str, Counter]:
-        """The corpus counters (what a worker sends back for `merge_counts`)."""
-        return {name: getattr(self, name) for name in CORPUS_COUNTERS}
-
-    def merge_counts(self, counts: dict[str, Counter], images: Callable[[], Iterable[list[str]]]) -> None:
-        """Add the counts of the next range of images, counted apart by `add_graph(prune=False)`: the same
-        counters, in the same key order, as counting those images here one by one. `images` gives each
-        image's object names (graph order); it is read only when pruning may fall inside the range."""
-        if self._p_att or self._cands or self._cooc_adj is not None:
-            self._forget()
-        for name in CORPUS_COUNTERS:
-            if name != "cooc":
-                _add_counts(getattr(self, name), counts[name])
-        cooc = counts["cooc"]
-        if len(self.cooc) + len(cooc) > COOC_CAP and \
-                len(self.cooc) + sum(1 for k in cooc if k not in self.cooc) > COOC_CAP:
-            for names in images():  # the cap is crossed inside the range: prune where counting here would
-                self._count_cooc(names)
-        else:
-            _add_counts(self.cooc, cooc)
-
-    # -- ConceptNet -----------------------------------------------------------------------------
-    def add_conceptnet(self, path: Path) -> None:
-        """Read the official assertions dump (TSV: uri, relation, start, end, json), English only,
-        keeping edges that touch a corpus or lexicon concept (bounded by vocabulary, not file size)."""
-        vocab = set(self.obj) | set(self.att) | set(lexicon.attribute_category())
-        with open(path, encoding="utf-8", errors="replace") as f:
-            for line in f:
-                parts = line.rstrip("\n").split("\t")
-                if len(parts) < 4 or not parts[1].startswith("/r/"):
-                    self.conceptnet_skipped["malformed row"] += 1
-                    continue
-                if not (parts[2].startswith("/c/en/") and parts[3].startswith("/c/en/")):
-                    self.conceptnet_skipped["not English"] += 1
-                    continue
-                a = lexicon.clean(parts[2].split("/")[3])
-                b = lexicon.clean(parts[3].split("/")[3])
-                if not a or not b or a == b or (a not in vocab and b not in vocab):
-                    continue
-                weight = 1.0
-                if len(parts) > 4:
-                    try:
-                        weight = float(json.loads(parts[4]).get("weight", 1.0))
-                    except (ValueError, AttributeError):
-                        weight = 1.0
-                self.graph.add_edge(f"cn:{a}", f"cn:{b}", kind=f"cn:{parts[1][3:]}", weight=weight)
-                self.conceptnet_rows += 1
-
-    def _cn(self, word: str, kinds: tuple[str, ...]) -> list[str]:
-        """ConceptNet neighbours of `word` by these relations (either direction)."""
-        if not self.conceptnet_rows:
-            return []
-        key = (word, kinds)
-        if key not in self._cn_cache:
-            node = f"cn:{word}"
-            out: list[str] = []
-            if node in self.graph:
-                out = [v[3:] for v, d in self.graph[node].items() if d.get("kind") in kinds]
-                out += [u[3:] for u, _, d in self.graph.in_edges(node, data=True) if d.get("kind") in kinds]
-            self._cn_cache[key] = sorted(set(out))
-        return self._cn_cache[key]
+    def forget_all(self) -> None:
+        """Drop every memoised answer, also those that read only WordNet, the VG maps and ConceptNet."""
+        self.forget_counted()
+        for memo in (self._keys, self._index, self._att_keys, self._describable, self._predicative):
+            memo.clear()
 
     # -- sameness (never a valid replacement) ---------------------------------------------------
     def _object_keys(self, name: str) -> tuple[frozenset, frozenset, frozenset]:
@@ -355,7 +247,7 @@ class KG:
         if not met:
             self.meet(names)
         hits = self._met.matches(a, *self.object_signature(a), self.same_object_sig) & names
-        if self.conceptnet_rows:
+        if self.conceptnet.rows:
             hits.update([n for n in names if n not in hits and self.same_object(a, n)])
         return hits
 
@@ -742,73 +634,3 @@ class KG:
             return 0.0
         count = self.cooc.get
         return min(1.0, max(count((o, x) if o < x else (x, o), 0) for x in others) / n)
-
-    # -- graph and persistence ------------------------------------------------------------------
-    def finalize(self) -> nx.DiGraph:
-        self._forget()
-        for memo in (self._cn_cache, self._keys, self._index, self._att_keys, self._describable, self._predicative):
-            memo.clear()
-        g = self.graph
-        for name, n in self.obj.items():
-            g.add_node(f"obj:{name}", count=n)
-        for name, n in self.att.items():
-            g.add_node(f"att:{name}", count=n)
-        for name, n in self.pred.items():
-            g.add_node(f"pred:{name}", count=n)
-        for (o, a), n in self.obj_att.items():
-            g.add_edge(f"obj:{o}", f"att:{a}", kind="has_attribute", count=n)
-        for (s, p), n in self.subj_pred.items():
-            g.add_edge(f"obj:{s}", f"pred:{p}", kind="subject_of", count=n)
-        for (p, o), n in self.pred_obj.items():
-            g.add_edge(f"pred:{p}", f"obj:{o}", kind="object_of", count=n)
-        for (a, b), n in self.cooc.items():
-            g.add_edge(f"obj:{a}", f"obj:{b}", kind="co_occurs", count=n)
-        for a, b in lexicon.load("relations")["antonyms"]:
-            g.add_edge(f"pred:{a}", f"pred:{b}", kind="antonym", source="lexicon")
-        for cat, words in lexicon.load("attributes")["categories"].items():
-            for w in words:
-                g.add_node(f"att:{w}", category=cat, count=self.att[w])
-        if self.wn.enabled:
-            for name, _ in self.obj.most_common(WORDNET_VOCAB):
-                for syn in sorted(self.wn.synonyms(name, "n")):
-                    if syn in self.obj:
-                        g.add_edge(f"obj:{name}", f"obj:{syn}", kind="synonym", source="wordnet")
-                for c in self.wn.cohyponyms(name):
-                    if c in self.obj:
-                        g.add_edge(f"obj:{name}", f"obj:{c}", kind="cohyponym", source="wordnet")
-                for h in self.wn.hypernyms(name):
-                    g.add_edge(f"obj:{name}", f"obj:{h}" if h in self.obj else f"wn:{h}", kind="is_a",
-                               source="wordnet")
-            for name, _ in self.att.most_common(WORDNET_VOCAB):
-                for ant in self.wn.antonyms(name, "a"):
-                    g.add_edge(f"att:{name}", f"att:{ant}", kind="antonym", source="wordnet")
-        return g
-
-    def save(self, path: Path) -> None:
-        data = nx.node_link_data(self.graph, edges="edges")
-        data["nodes"] = sorted(data["nodes"], key=lambda d: d["id"])
-        data["edges"] = sorted(data["edges"], key=lambda d: (d["source"], d["target"]))
-        atomic_write_text(path, json.dumps(data, sort_keys=True, separators=(",", ":")))
-
-    def load_counts(self, path: Path) -> None:
-        """Merge a saved kg.json (a previous run) into this one: corpus counts and other edges."""
-        data = json.loads(Path(path).read_text())
-        g = nx.node_link_graph(data, directed=True, edges="edges")
-        for u, v, d in g.edges(data=True):
-            kind, n = d.get("kind"), d.get("count", 0)
-            a, b = u.split(":", 1)[1], v.split(":", 1)[1]
-            if kind == "has_attribute":
-                self.obj_att[a, b] += n
-            elif kind == "subject_of":
-                self.subj_pred[a, b] += n
-            elif kind == "object_of":
-                self.pred_obj[a, b] += n
-            elif kind == "co_occurs":
-                self.cooc[a, b] += n
-            elif str(kind).startswith("cn:"):
-                self.graph.add_edge(u, v, **d)
-        for node, d in g.nodes(data=True):
-            kind, name = node.split(":", 1)
-            target = {"obj": self.obj, "att": self.att, "pred": self.pred}.get(kind)
-            if target is not None and d.get("count"):
-                target[name] += d["count"]
