@@ -20,7 +20,7 @@ from kgaug.fluency import fold
 from kgaug.kg import KG
 from kgaug.negatives import Generator
 from kgaug.report import Report
-from kgaug.scene_graph import GraphBuilder, SceneGraph, packed_json
+from kgaug.scene_graph import O_NAME, O_PLURAL, GraphBuilder, SceneGraph, packed_json
 from kgaug.sources import Record
 
 # -- pass 1 ---------------------------------------------------------------------------------------
@@ -117,13 +117,14 @@ def _tagged_surfaces(objects: tuple) -> list[str]:
     remembered, so an image asks the lexicon only about what does carry tags."""
     out = []
     for o in objects:
-        memo = _TAGGED[1] if o[2] else _TAGGED[0]
-        s = memo.get(o[1], _UNSEEN)
+        name, plural = o[O_NAME], o[O_PLURAL]
+        memo = _TAGGED[1] if plural else _TAGGED[0]
+        s = memo.get(name, _UNSEEN)
         if s is _UNSEEN:
             if len(memo) >= _TAGGED_SIZE:
                 memo.clear()
-            s = lexicon.inflect_like(o[1], o[2])
-            s = memo[o[1]] = s if lexicon.sensitive_tags([s]) else None
+            s = lexicon.inflect_like(name, plural)
+            s = memo[name] = s if lexicon.sensitive_tags([s]) else None
         if s is not None:
             out.append(s)
     return out
@@ -175,7 +176,7 @@ def image_inputs(line: SpillRecord, kg: KG, cfg, rng: random.Random):
     """An image's graph, pseudo-captions, parsed human captions and evidence."""
     graph = SceneGraph.from_tuples(line.graph)
     # Only attributes the KG finds describable (a subset of what captions.describable accepts, so
-    # the captions' own test would change nothing: tests/kgaug/test_units.py checks it).
+    # the captions' own test would change nothing: tests/kgaug/test_kg_queries.py checks it).
     pseudo = pseudo_captions(object_view(graph), cfg.pseudo_captions, rng, kg.describable, kg.predicative)
     human = [caption_from_dict(d) for d in line.parsed]
     return graph, pseudo, human, Evidence(graph, kg, set(line.words))

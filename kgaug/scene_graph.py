@@ -40,6 +40,8 @@ class Rel:
 
 
 _OBJ_FIELDS = operator.attrgetter("id", "name", "plural", "names", "synsets", "attributes", "box")  # Obj(*t) order
+# An object in the `to_tuples` form (what pass 1 counts and spills): its fields by position.
+O_ID, O_NAME, O_PLURAL, O_NAMES, O_SYNSETS, O_ATTRIBUTES, O_BOX = range(7)
 _REL_FIELDS = operator.attrgetter("subject", "predicate", "object")
 
 
@@ -289,7 +291,7 @@ class GraphBuilder:
         if obj is None:
             self.problems.append("attribute for unknown object id")
             return
-        self._attributes(obj[5], obj[1], attributes)
+        self._attributes(obj[O_ATTRIBUTES], obj[O_NAME], attributes)
 
     @staticmethod
     def _attributes(have: list[str], name: str, attributes: Any) -> None:

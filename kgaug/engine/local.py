@@ -33,6 +33,7 @@ from kgaug.engine.spill import chunks, read_spill, spill_blobs, write_spill
 from kgaug.kg import KG
 from kgaug.negatives import Generator
 from kgaug.report import Report
+from kgaug.scene_graph import O_NAME
 from kgaug.sources import Record, RelativeWhere, Skip
 from kgaug.table import table_from_rows
 
@@ -302,7 +303,7 @@ def _pass1_range(index: int) -> _RangeResult:
 def _spilled_names(path: Path) -> Iterator[list[str]]:
     """Object names (graph order) of each image in a spill file."""
     for blob in spill_blobs(path):
-        yield [o[1] for o in read_spill(blob).graph[0]]
+        yield [o[O_NAME] for o in read_spill(blob).graph[0]]
 
 
 def pass1_parallel(kg: KG, report: Report, spill: Path, bar, skips: list[Skip], plan, workers: int,

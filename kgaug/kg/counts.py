@@ -11,12 +11,12 @@ import operator
 from collections import Counter
 from collections.abc import Callable, Iterable
 
-from kgaug.scene_graph import SceneGraph
+from kgaug.scene_graph import O_ATTRIBUTES, O_ID, O_NAME, SceneGraph
 
 CORPUS_COUNTERS = ("obj", "att", "pred", "obj_att", "subj_pred", "pred_obj", "cooc")
 MAX_COOC_OBJECTS = 16  # per image: pairs grow quadratically, the first objects suffice for counts
 COOC_CAP = 1_000_000  # distinct pairs kept in memory; beyond it, pairs seen once are dropped
-_ID, _NAME, _SECOND = operator.itemgetter(0), operator.itemgetter(1), operator.itemgetter(1)  # of to_tuples objects; of pairs
+_ID, _NAME, _SECOND = operator.itemgetter(O_ID), operator.itemgetter(O_NAME), operator.itemgetter(1)  # of to_tuples objects; of pairs
 
 
 def add_counts(counter: Counter, more: Counter) -> None:
@@ -49,7 +49,7 @@ class CorpusCounts:
         objects, relations = g.to_tuples()  # a GraphBuilder's graph holds this form: nothing is made
         obj_names = list(map(_NAME, objects))
         self.obj.update(obj_names)  # one C-level counting loop per counter and image
-        obj_att = [(o[1], a) for o in objects if o[5] for a in o[5]]
+        obj_att = [(o[O_NAME], a) for o in objects if o[O_ATTRIBUTES] for a in o[O_ATTRIBUTES]]
         if obj_att:
             self.att.update(map(_SECOND, obj_att))
             self.obj_att.update(obj_att)
