@@ -16,8 +16,7 @@ import pytest
 from PIL import Image
 from typer.testing import CliRunner
 
-from clusterbuild import contract as C
-from clusterbuild import images
+from clusterbuild import contract, images
 from clusterbuild.cli import app
 from clusterbuild.validate import validate_folder
 from kgclip import atomic
@@ -79,7 +78,7 @@ def test_bad_images_are_reencoded_or_skipped_and_counted(tmp_path: Path, kg):
                                  "--clusters", "2", "--max-side", "256", "--quiet"])
     assert r.exit_code == 0, r.output
     assert validate_folder(out) == []
-    info = json.loads((out / C.INFO_FILE).read_text())
+    info = json.loads((out / contract.INFO_FILE).read_text())
     assert info["counts"]["skipped_by_reason"] == {
         "decompression_bomb": 1, "empty_image": 1, "missing_image": 1, "undecodable_image": 2, "no_caption": 1}
     why = {s["key"]: s["reason"] for s in info["skipped_rows"]}
@@ -87,7 +86,7 @@ def test_bad_images_are_reencoded_or_skipped_and_counted(tmp_path: Path, kg):
     assert why["bad_bomb"] == "decompression_bomb" and why["bad_missing"] == "missing_image"
     assert info["counts"]["reencoded"] == {"mode_CMYK": 1, "mode_L": 1, "mode_P": 1, "mode_I;16": 1,
                                            "too_large": 1}
-    samples = {s.key: s for s in C.iter_samples([str(p) for p in C.list_shards(out)])}
+    samples = {s.key: s for s in contract.iter_samples([str(p) for p in contract.list_shards(out)])}
     assert len(samples) == 4 + 6
     for key, ext in (("bad_cmyk", "jpg"), ("bad_gray", "jpg"), ("bad_palette_alpha", "png"),
                      ("bad_deep16", "png"), ("bad_wide", "png")):
@@ -133,7 +132,7 @@ def test_fewer_samples_than_clusters(tmp_path: Path, kg):
                                  "--clusters", "10", "--cluster-on", "image", "--quiet"])
     assert r.exit_code == 0, r.output
     assert "asked for 10 clusters but only 4 samples: using k=4" in " ".join(r.output.split())
-    info = json.loads((out / C.INFO_FILE).read_text())
+    info = json.loads((out / contract.INFO_FILE).read_text())
     assert info["clusters"]["k"] == 4 and info["clusters"]["k_requested"] == 10 and "k=4" in info["clusters"]["k_note"]
     assert validate_folder(out) == []
 
@@ -161,11 +160,11 @@ def test_write_error_mid_run_leaves_no_partial_shard(tmp_path: Path, kg, monkeyp
     assert "000001.tar" in text and os.strerror(err) in text and "rerun to resume" in text, text
     assert (out / "000000.tar").is_file() and not (out / "000001.tar").exists()
     assert not list(out.glob(".*.tmp-*")), "temp file left behind"
-    assert not (out / C.SIZES_FILE).exists()
+    assert not (out / contract.SIZES_FILE).exists()
     monkeypatch.setattr(atomic.os, "fsync", real_fsync)
     r = CliRunner().invoke(app, args)
     assert r.exit_code == 0, r.output
-    assert validate_folder(out) == [] and sum(C.read_sizes(out).values()) == 9
+    assert validate_folder(out) == [] and sum(contract.read_sizes(out).values()) == 9
 
 
 def test_a_folder_that_is_no_kgaug_output_is_named_in_the_error(tmp_path: Path):

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from clusterbuild import contract as C
+from clusterbuild import contract
 from clusterbuild.cli import app
 from clusterbuild.validate import validate_folder
 
@@ -21,11 +21,11 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def _check_shards(out: Path, n_expected: int) -> None:
     assert validate_folder(out) == []
-    samples = list(C.iter_samples([str(p) for p in C.list_shards(out)]))
-    assert len(samples) == n_expected == sum(C.read_sizes(out).values())
+    samples = list(contract.iter_samples([str(p) for p in contract.list_shards(out)]))
+    assert len(samples) == n_expected == sum(contract.read_sizes(out).values())
     sizes = Counter(s.cluster_id for s in samples)
     assert len(sizes) > 1 and max(sizes.values()) < len(samples)  # non-trivial clusters
-    info = json.loads((out / C.INFO_FILE).read_text())
+    info = json.loads((out / contract.INFO_FILE).read_text())
     assert info["clusters"]["k"] == len(sizes)
 
 
@@ -64,9 +64,9 @@ def test_chain_kgaug_build_coco_to_validate(coco_mini_dir: Path, tmp_path: Path,
     p = subprocess.run([str(bin_dir / "clusterbuild"), "validate", str(shards)], env=env, capture_output=True,
                        text=True, timeout=300)
     assert p.returncode == 0, (p.stdout + p.stderr)[-3000:]
-    info = json.loads((shards / C.INFO_FILE).read_text())
+    info = json.loads((shards / contract.INFO_FILE).read_text())
     assert info["num_samples"] > 100
     _check_shards(shards, info["num_samples"])
-    samples = list(C.iter_samples([str(x) for x in C.list_shards(shards)]))
+    samples = list(contract.iter_samples([str(x) for x in contract.list_shards(shards)]))
     assert sum(len(s.meta["hard_negatives"]) for s in samples) > 0
     assert sum(len(s.meta["pseudo_captions"]) for s in samples) > 0

@@ -11,8 +11,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from clusterbuild import contract as C
-from clusterbuild import shardio
+from clusterbuild import contract, shardio
 from clusterbuild.cli import app
 from clusterbuild.validate import validate_folder
 from kgclip.wds import open_webdataset
@@ -26,15 +25,15 @@ def _jpeg(i: int) -> bytes:
     return buf.getvalue()
 
 
-def _samples(n: int, prefix: str = "s") -> list[C.Sample]:
+def _samples(n: int, prefix: str = "s") -> list[contract.Sample]:
     out = []
     for i in range(n):
         key = f"{prefix}{i:04d}"
-        meta = C.make_meta(key, "synthetic", [f"caption {i}"],
+        meta = contract.make_meta(key, "synthetic", [f"caption {i}"],
                            pseudo_captions=[{"text": f"pseudo {i}", "facts": ["red(ball)"]}],
                            hard_negatives=[{"type": "swap_att", "text": f"neg {i}", "from": "a", "to": "b"}],
                            cluster_id=i % 2, knn=[f"{prefix}{(i + 1) % n:04d}"], sensitive={})
-        out.append(C.Sample(key, _jpeg(i), "jpg", f"caption {i}", meta))
+        out.append(contract.Sample(key, _jpeg(i), "jpg", f"caption {i}", meta))
     return out
 
 
@@ -65,9 +64,9 @@ def _rewrite_tar(path: Path, edit) -> None:
 
 def test_written_set_is_clean_and_complete(shard_set: Path):
     assert _messages(shard_set) == []
-    assert C.read_sizes(shard_set) == {"000000.tar": 3, "000001.tar": 3, "000002.tar": 1}
-    info = json.loads((shard_set / C.INFO_FILE).read_text())
-    assert info["num_samples"] == 7 and info["schema"] == C.SCHEMA
+    assert contract.read_sizes(shard_set) == {"000000.tar": 3, "000001.tar": 3, "000002.tar": 1}
+    info = json.loads((shard_set / contract.INFO_FILE).read_text())
+    assert info["num_samples"] == 7 and info["schema"] == contract.SCHEMA
     for name in ("000000", "000001", "000002"):
         assert (shard_set / f"{name}_stats.json").is_file() and (shard_set / f"{name}.parquet").is_file()
     result = CliRunner().invoke(app, ["validate", str(shard_set)])
@@ -75,8 +74,8 @@ def test_written_set_is_clean_and_complete(shard_set: Path):
 
 
 def test_reads_back_with_webdataset(shard_set: Path):
-    urls = [str(p) for p in C.list_shards(shard_set)]
-    got = list(C.iter_samples(urls))
+    urls = [str(p) for p in contract.list_shards(shard_set)]
+    got = list(contract.iter_samples(urls))
     want = _samples(7)
     assert [s.key for s in got] == [s.key for s in want]
     assert all(g.image == w.image and g.txt == w.txt and g.meta == w.meta for g, w in zip(got, want))
@@ -136,9 +135,9 @@ def test_catches_json_not_matching_schema(shard_set: Path, edit, expect):
 
 
 def test_catches_counts_not_matching_sizes(shard_set: Path):
-    sizes = C.read_sizes(shard_set)
+    sizes = contract.read_sizes(shard_set)
     sizes["000001.tar"] = 5
-    (shard_set / C.SIZES_FILE).write_text(json.dumps(sizes))
+    (shard_set / contract.SIZES_FILE).write_text(json.dumps(sizes))
     assert "000001.tar: sizes.json says 5 samples, tar holds 3" in _messages(shard_set)
 
 
@@ -165,7 +164,7 @@ def test_catches_duplicate_keys_across_shards(shard_set: Path):
 
 
 def test_catches_missing_folder_files(shard_set: Path):
-    (shard_set / C.SIZES_FILE).unlink()
+    (shard_set / contract.SIZES_FILE).unlink()
     (shard_set / "000001_stats.json").unlink()
     (shard_set / "000002.parquet").unlink()
     msgs = _messages(shard_set)

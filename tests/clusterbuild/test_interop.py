@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from clusterbuild import contract as C
+from clusterbuild import contract
 from clusterbuild.cli import app
 from kgclip.wds import open_webdataset
 
@@ -43,9 +43,9 @@ def test_reads_with_installed_webdataset(shard_folder: Path):
     import webdataset as wds
 
     assert wds.__version__.startswith("1.")
-    urls = str(shard_folder / C.brace_pattern([p.name for p in C.list_shards(shard_folder)]))
-    samples = list(C.iter_samples(urls))
-    assert len(samples) == sum(C.read_sizes(shard_folder).values()) == 16
+    urls = str(shard_folder / contract.brace_pattern([p.name for p in contract.list_shards(shard_folder)]))
+    samples = list(contract.iter_samples(urls))
+    assert len(samples) == sum(contract.read_sizes(shard_folder).values()) == 16
     # the open_clip-style fluent pipeline on 1.0.x
     ds = open_webdataset(urls).decode("pilrgb").rename(image="jpg;png;jpeg;webp", text="txt")
     ds = ds.to_tuple("image", "text")
@@ -62,7 +62,7 @@ def test_negclip_tsv_parses_back(shard_folder: Path, tmp_path: Path):
     df = pd.read_csv(tsv, sep="\t", converters={"neg_caption": ast.literal_eval, "neg_image": ast.literal_eval})
     assert list(df.columns) == ["title", "filepath", "neg_caption", "neg_image"]
     assert len(df) == 16
-    samples = {s.key: s for s in C.iter_samples([str(p) for p in C.list_shards(shard_folder)])}
+    samples = {s.key: s for s in contract.iter_samples([str(p) for p in contract.list_shards(shard_folder)])}
     for _, row in df.iterrows():
         assert Path(row.filepath).is_file()
         key = Path(row.filepath).stem
@@ -97,13 +97,13 @@ def test_open_clip_trainer_trains_on_our_shards(shard_folder: Path, tmp_path: Pa
     if not (WDS_OLD / "webdataset" / "__init__.py").is_file():
         pytest.skip(f"webdataset 0.2.86 not at {WDS_OLD} (run `make test-assets`): open_clip's trainer "
                     "fails with webdataset >= 0.2.96")
-    shards = [p.name for p in C.list_shards(shard_folder)]
+    shards = [p.name for p in contract.list_shards(shard_folder)]
     assert len(shards) == 4
     logs = tmp_path / "logs"
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(WDS_OLD), str(ROOT)]), OMP_NUM_THREADS="1",
                HF_HUB_OFFLINE="1", CUDA_VISIBLE_DEVICES="")
     cmd = [sys.executable, "-c", TRAIN_WRAPPER,
-           "--train-data", str(shard_folder / C.brace_pattern(shards)), "--dataset-type", "webdataset",
+           "--train-data", str(shard_folder / contract.brace_pattern(shards)), "--dataset-type", "webdataset",
            "--model", "kgclip-tiny-64", "--batch-size", "4", "--epochs", "1", "--workers", "1",
            "--lr", "1e-4", "--warmup", "1", "--device", "cpu", "--precision", "fp32", "--seed", "0",
            "--logs", str(logs), "--name", "interop", "--save-frequency", "1", "--report-to", "",
@@ -119,6 +119,6 @@ def test_open_clip_trainer_trains_on_our_shards(shard_folder: Path, tmp_path: Pa
     state = torch.load(ckpt, map_location="cpu", weights_only=False)
     assert state["epoch"] == 1 and "state_dict" in state
     # the sample count came from our sizes.json (16 samples, batch 4 -> 4 steps)
-    assert sum(json.loads((shard_folder / C.SIZES_FILE).read_text()).values()) == 16
+    assert sum(json.loads((shard_folder / contract.SIZES_FILE).read_text()).values()) == 16
     log_text = (logs / "interop" / "out.log").read_text()
     assert "[16/16 (100%)]" in log_text or "16/16" in log_text, log_text[-2000:]

@@ -14,9 +14,8 @@ import pyarrow.parquet as pq
 import pytest
 from typer.testing import CliRunner
 
-from clusterbuild import contract as C
-from clusterbuild import embed as E
-from clusterbuild import shardio
+from clusterbuild import contract, shardio
+from clusterbuild import embed as embedding
 from clusterbuild.cli import app
 from clusterbuild.validate import validate_folder
 
@@ -25,14 +24,14 @@ def shard(inp: Path, out: Path, *extra: str, args: list[str]):
     return CliRunner().invoke(app, ["shard", str(inp), "--out", str(out), *args, *extra])
 
 
-def read_all(out: Path) -> list[C.Sample]:
-    return list(C.iter_samples([str(p) for p in C.list_shards(out)]))
+def read_all(out: Path) -> list[contract.Sample]:
+    return list(contract.iter_samples([str(p) for p in contract.list_shards(out)]))
 
 
 def folder_bytes(out: Path) -> dict[str, bytes]:
     """Everything that must be byte-identical between runs (not _info.json: timings differ)."""
     return {p.name: p.read_bytes() for p in sorted(out.iterdir())
-            if p.is_file() and p.name not in (C.INFO_FILE,)}
+            if p.is_file() and p.name not in (contract.INFO_FILE,)}
 
 
 def test_shard_output_follows_contract(kgaug_small: Path, tmp_path: Path, kg, capfd):
@@ -44,7 +43,7 @@ def test_shard_output_follows_contract(kgaug_small: Path, tmp_path: Path, kg, ca
     assert "clusters may be uneven" in " ".join(r.output.split())
     assert "please provide at least" not in capfd.readouterr().err
     assert validate_folder(out) == []
-    assert C.read_sizes(out) == {"000000.tar": 5, "000001.tar": 5, "000002.tar": 5, "000003.tar": 1}
+    assert contract.read_sizes(out) == {"000000.tar": 5, "000001.tar": 5, "000002.tar": 5, "000003.tar": 1}
     samples = read_all(out)
     keys = [s.key for s in samples]
     assert sorted(keys) == sorted(f"synthetic_img{i:03d}" for i in range(16))
@@ -55,7 +54,7 @@ def test_shard_output_follows_contract(kgaug_small: Path, tmp_path: Path, kg, ca
     rows = {r_["key"]: r_ for r_ in _table_rows(kgaug_small)}
     for s in samples:
         m, row = s.meta, rows[s.key]
-        assert C.validate_meta(m, s.key) == []
+        assert contract.validate_meta(m, s.key) == []
         assert s.txt == row["captions"][0] and m["captions"] == row["captions"]
         assert [p["text"] for p in m["pseudo_captions"]] == [p["text"] for p in row["pseudo_captions"]]
         assert m["pseudo_captions"][0]["facts"] == row["pseudo_captions"][0]["facts"]
@@ -77,10 +76,10 @@ def test_shard_output_follows_contract(kgaug_small: Path, tmp_path: Path, kg, ca
         assert Image.open(io.BytesIO(s.image)).size == (m["width"], m["height"])
     assert any(s.meta["sensitive"] == {"gender": "female"} for s in samples)
     # parquet rows in tar order
-    for tar in C.list_shards(out):
-        pkeys = pq.read_table(out / C.parquet_name(tar.name)).column("key").to_pylist()
-        assert pkeys == [s.key for s in C.iter_samples(str(tar))]
-    info = json.loads((out / C.INFO_FILE).read_text())
+    for tar in contract.list_shards(out):
+        pkeys = pq.read_table(out / contract.parquet_name(tar.name)).column("key").to_pylist()
+        assert pkeys == [s.key for s in contract.iter_samples(str(tar))]
+    info = json.loads((out / contract.INFO_FILE).read_text())
     assert info["num_samples"] == 16 and info["num_shards"] == 4 and info["shards"] == "{000000..000003}.tar"
     assert info["model"] == {"name": "kgclip-tiny-64", "pretrained": None, "random_init": True,
                              "warning": info["model"]["warning"]} and "RANDOM INIT" in info["model"]["warning"]
@@ -90,10 +89,10 @@ def test_shard_output_follows_contract(kgaug_small: Path, tmp_path: Path, kg, ca
     assert {"torch", "open_clip_torch", "faiss-cpu", "webdataset"} <= set(info["versions"])
     assert {"embed_s", "cluster_s", "knn_s", "write_s", "total_s"} <= set(info["timings"])
     assert np.load(out / "centroids.npy").shape == (3, 64)
-    emb = E.load(out / "embeddings")
+    emb = embedding.load(out / "embeddings")
     assert emb.image.dtype == np.float16 and emb.image.shape == (16, 64)
     assert np.allclose(np.linalg.norm(emb.image.astype(np.float32), axis=1), 1, atol=2e-3)
-    assert emb.text.shape == (48, 64) and set(emb.text_kind.tolist()) == {E.KIND_CAPTION, E.KIND_PSEUDO}
+    assert emb.text.shape == (48, 64) and set(emb.text_kind.tolist()) == {embedding.KIND_CAPTION, embedding.KIND_PSEUDO}
 
 
 def _table_rows(folder: Path) -> list[dict]:
@@ -111,27 +110,27 @@ def test_rerun_after_crash_is_byte_identical(kgaug_small: Path, tmp_path: Path, 
     def crash_on_third(folder, index, samples, *a, **kw):
         calls.append(index)
         if index == 2:  # die after the parquet is written but before the tar is renamed in
-            shardio.atomic_write_bytes(Path(folder) / C.parquet_name(C.shard_name(index)), b"partial")
+            shardio.atomic_write_bytes(Path(folder) / contract.parquet_name(contract.shard_name(index)), b"partial")
             raise RuntimeError("simulated kill")
         return real_write(folder, index, samples, *a, **kw)
 
     monkeypatch.setattr(shardio, "write_shard", crash_on_third)
     r = shard(kgaug_small, out, args=kg.SHARD_ARGS)
     assert r.exit_code != 0 and calls == [0, 1, 2]
-    assert not (out / "000002.tar").exists() and not (out / C.SIZES_FILE).exists()
+    assert not (out / "000002.tar").exists() and not (out / contract.SIZES_FILE).exists()
     (out / ".000002.tar.tmp-99999").write_bytes(b"half a tar")  # what kill -9 mid-write leaves
     monkeypatch.setattr(shardio, "write_shard", real_write)
 
     def no_model(*a, **kw):
         raise AssertionError("embeddings should come from the cache on a rerun")
 
-    monkeypatch.setattr(E.Encoder, "image_tensors", no_model)
-    monkeypatch.setattr(E.Encoder, "texts", no_model)
+    monkeypatch.setattr(embedding.Encoder, "image_tensors", no_model)
+    monkeypatch.setattr(embedding.Encoder, "texts", no_model)
     r = shard(kgaug_small, out, args=kg.SHARD_ARGS)
     assert r.exit_code == 0, r.output
     assert "resumed: 2 of 4 shards" in r.output
     assert folder_bytes(out) == folder_bytes(ref)
-    info_a, info_b = (json.loads((d / C.INFO_FILE).read_text()) for d in (ref, out))
+    info_a, info_b = (json.loads((d / contract.INFO_FILE).read_text()) for d in (ref, out))
     for info in (info_a, info_b):
         info.pop("timings")
         info.pop("options")  # holds the --out folder, which differs by construction
@@ -161,17 +160,17 @@ def test_same_seed_same_bytes_other_seed_refused_without_overwrite(kgaug_small: 
     assert not created  # refused before the model was built and anything embedded
     r = shard(kgaug_small, b, "--overwrite", args=other)
     assert r.exit_code == 0 and validate_folder(b) == []
-    assert json.loads((b / C.INFO_FILE).read_text())["seed"] == 8
+    assert json.loads((b / contract.INFO_FILE).read_text())["seed"] == 8
 
 
 def test_embedding_chunks_resume(kgaug_small: Path, tmp_path: Path, monkeypatch):
     from kgclip import models
 
-    rows = [E.embed_row(r) for r in _table_rows(kgaug_small)]
+    rows = [embedding.embed_row(r) for r in _table_rows(kgaug_small)]
     loaded = models.create("kgclip-tiny-64")
-    ref = E.embed_rows(rows, loaded, tmp_path / "ref", batch_size=4, chunk_rows=5, progress=False)
+    ref = embedding.embed_rows(rows, loaded, tmp_path / "ref", batch_size=4, chunk_rows=5, progress=False)
     seen = []
-    real = E.Encoder.image_tensors
+    real = embedding.Encoder.image_tensors
 
     def flaky(self, x):
         seen.append(len(x))
@@ -179,13 +178,13 @@ def test_embedding_chunks_resume(kgaug_small: Path, tmp_path: Path, monkeypatch)
             raise RuntimeError("simulated crash")
         return real(self, x)
 
-    monkeypatch.setattr(E.Encoder, "image_tensors", flaky)
+    monkeypatch.setattr(embedding.Encoder, "image_tensors", flaky)
     with pytest.raises(RuntimeError):
-        E.embed_rows(rows, loaded, tmp_path / "c", batch_size=4, chunk_rows=5, progress=False)
+        embedding.embed_rows(rows, loaded, tmp_path / "c", batch_size=4, chunk_rows=5, progress=False)
     assert sorted(p.name for p in (tmp_path / "c" / "chunks").iterdir()) == ["chunk-00000.npz"]
     seen.clear()
-    monkeypatch.setattr(E.Encoder, "image_tensors", real)
-    got = E.embed_rows(rows, loaded, tmp_path / "c", batch_size=4, chunk_rows=5, progress=False)
+    monkeypatch.setattr(embedding.Encoder, "image_tensors", real)
+    got = embedding.embed_rows(rows, loaded, tmp_path / "c", batch_size=4, chunk_rows=5, progress=False)
     assert np.array_equal(got.image, ref.image) and np.array_equal(got.text, ref.text)
     assert not (tmp_path / "c" / "chunks").exists()
     for name in ("image.npy", "text.npy", "text_row.npy", "status.json"):
@@ -199,20 +198,22 @@ def test_text_only_rows_are_embedded_and_counted(tmp_path: Path, kg):
     out = tmp_path / "out"
     r = shard(inp, out, args=[*kg.SHARD_ARGS[:2], "--clusters", "2", "--quiet"])
     assert r.exit_code == 0, r.output
-    info = json.loads((out / C.INFO_FILE).read_text())
+    info = json.loads((out / contract.INFO_FILE).read_text())
     assert info["counts"]["text_only_rows"] == 3 and info["embeddings"]["text_only_rows"] == 3
     assert info["counts"]["skipped_by_reason"] == {"no_image": 3} and info["num_samples"] == 8
-    emb = E.load(out / "embeddings")
+    emb = embedding.load(out / "embeddings")
     assert emb.has_image.sum() == 8 and set(emb.text_row.tolist()) == set(range(11))
     assert validate_folder(out) == []
 
 
 def test_separate_embed_and_cluster_steps_feed_shard(kgaug_small: Path, tmp_path: Path, kg, monkeypatch):
+    from clusterbuild import cluster
+
     out = tmp_path / "out"
     model = ["--model", "kgclip-tiny-64", "--quiet"]
     r = CliRunner().invoke(app, ["embed", str(kgaug_small), "--out", str(out), *model])
     assert r.exit_code == 0, r.output
-    man = json.loads((out / "embeddings" / E.MANIFEST).read_text())
+    man = json.loads((out / "embeddings" / embedding.MANIFEST).read_text())
     assert man["complete"] and man["counts"]["images"] == 16 and man["counts"]["texts"] == 48
     r = CliRunner().invoke(app, ["cluster", str(kgaug_small), "--out", str(out), *model, "--clusters", "3",
                                  "--knn", "2", "--seed", "7", "--cluster-on", "image"])
@@ -224,10 +225,9 @@ def test_separate_embed_and_cluster_steps_feed_shard(kgaug_small: Path, tmp_path
     def boom(*a, **kw):
         raise AssertionError("shard must reuse the cached embeddings and clusters")
 
-    monkeypatch.setattr(E.Encoder, "image_tensors", boom)
-    from clusterbuild import cluster as CL
+    monkeypatch.setattr(embedding.Encoder, "image_tensors", boom)
 
-    monkeypatch.setattr(CL, "spherical_kmeans", boom)
+    monkeypatch.setattr(cluster, "spherical_kmeans", boom)
     r = shard(kgaug_small, out, args=kg.SHARD_ARGS)
     assert r.exit_code == 0, r.output
     assert validate_folder(out) == []
@@ -247,7 +247,7 @@ def test_cluster_on_graph_groups_images_described_with_the_same_words(tmp_path: 
     out = tmp_path / "out"
     r = shard(inp, out, args=["--model", "kgclip-tiny-64", "--clusters", "5", "--knn", "2", "--seed", "7", "--quiet"])
     assert r.exit_code == 0, r.output
-    info = json.loads((out / C.INFO_FILE).read_text())
+    info = json.loads((out / contract.INFO_FILE).read_text())
     assert info["clusters"]["cluster_on"] == "graph" and info["clusters"]["k"] == 2
     assert "only 2 distinct word sets" in info["clusters"]["k_note"]
     by_key = {s.key: s.meta["cluster_id"] for s in read_all(out)}
@@ -257,22 +257,14 @@ def test_cluster_on_graph_groups_images_described_with_the_same_words(tmp_path: 
     assert validate_folder(out) == []
 
 
-def test_embed_negatives_flag(kgaug_small: Path, tmp_path: Path):
-    r = CliRunner().invoke(app, ["embed", str(kgaug_small), "--out", str(tmp_path / "o"), "--model",
-                                 "kgclip-tiny-64", "--embed-negatives", "--quiet"])
-    assert r.exit_code == 0, r.output
-    emb = E.load(tmp_path / "o" / "embeddings")
-    assert int((emb.text_kind == E.KIND_NEGATIVE).sum()) == 32 and len(emb.text) == 80
-
-
 def test_decode_workers_give_the_same_embeddings(kgaug_small: Path, tmp_path: Path):
     from kgclip import models
 
-    rows = [E.embed_row(r) for r in _table_rows(kgaug_small)]
-    rows.append(E.EmbedRow("gone", str(tmp_path / "gone.jpg"), (("a caption", E.KIND_CAPTION),)))
+    rows = [embedding.embed_row(r) for r in _table_rows(kgaug_small)]
+    rows.append(embedding.EmbedRow("gone", str(tmp_path / "gone.jpg"), (("a caption", embedding.KIND_CAPTION),)))
     loaded = models.create("kgclip-tiny-64")
-    a = E.embed_rows(rows, loaded, tmp_path / "a", batch_size=8, progress=False)
-    b = E.embed_rows(rows, loaded, tmp_path / "b", batch_size=8, workers=2, progress=False)
+    a = embedding.embed_rows(rows, loaded, tmp_path / "a", batch_size=8, progress=False)
+    b = embedding.embed_rows(rows, loaded, tmp_path / "b", batch_size=8, workers=2, progress=False)
     assert np.array_equal(a.image, b.image) and np.array_equal(a.text, b.text)
     assert a.image_status[-1] == b.image_status[-1] == "missing_image" and not b.has_image[-1]
 
@@ -286,7 +278,7 @@ def test_balance_attribute_sets_weights(kgaug_small: Path, tmp_path: Path, kg):
     tagged = [s.meta["weight"] for s in samples if s.meta["sensitive"]]
     untagged = [s.meta["weight"] for s in samples if not s.meta["sensitive"]]
     assert len(tagged) == 4 and all(w == 1.0 for w in untagged)
-    info = json.loads((out / C.INFO_FILE).read_text())
+    info = json.loads((out / contract.INFO_FILE).read_text())
     assert info["balance"]["attribute"] == "gender" and "female" in info["balance"]["groups"]
     weights = pq.read_table(out / "000000.parquet").column("weight").to_pylist()
     assert weights == [s.meta["weight"] for s in samples[:5]]
@@ -330,7 +322,7 @@ def test_kill_9_mid_shard_then_rerun_is_byte_identical(kgaug_small: Path, tmp_pa
     p = run([sys.executable, "-c", KILL_WRAPPER], out)
     assert p.returncode == -signal.SIGKILL, (p.returncode, p.stderr[-2000:])
     assert (out / "000001.tar").is_file() and not (out / "000002.tar").exists()
-    assert list(out.glob(".000002.tar.tmp-*")) and not (out / C.SIZES_FILE).exists()
+    assert list(out.glob(".000002.tar.tmp-*")) and not (out / contract.SIZES_FILE).exists()
     p = run(cli, out)
     assert p.returncode == 0, p.stderr[-2000:]
     assert "resumed: 2 of 4 shards" in " ".join(p.stderr.split())
@@ -347,7 +339,7 @@ def test_cluster_on_auto_falls_back_to_images_when_every_graph_is_the_same(tmp_p
     r = shard(inp, out, args=["--model", "kgclip-tiny-64", "--clusters", "3", "--knn", "2", "--seed", "7"])
     assert r.exit_code == 0, r.output
     assert "clustering on image embeddings" in r.output
-    info = json.loads((out / C.INFO_FILE).read_text())
+    info = json.loads((out / contract.INFO_FILE).read_text())
     assert info["clusters"]["cluster_on"] == "image" and info["clusters"]["k"] == 3
     assert len({s.meta["cluster_id"] for s in read_all(out)}) > 1
 

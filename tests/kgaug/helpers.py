@@ -8,6 +8,9 @@ from pathlib import Path
 from typer.testing import CliRunner
 
 from kgaug.cli import app
+from kgaug.kg import KG
+from kgaug.scene_graph import GraphBuilder, SceneGraph
+from kgaug.wordnet import WordNet
 
 
 def vg_image(image_id: int, objects: list[tuple[int, list[str], list[str]]],
@@ -70,3 +73,48 @@ def graph_facts(scene_graph_json: str) -> tuple[set[str], dict[str, set[str]], s
         atts.setdefault(o["name"], set()).update(o.get("attributes", []))
     rels = {(p, names[s], names[o]) for s, p, o in g["relations"] if s in names and o in names}
     return objs, atts, rels
+
+
+def small_graph() -> SceneGraph:
+    """Dogs on a couch, a cat next to it (and what GraphBuilder drops: empty names, unknown ids)."""
+    b = GraphBuilder()
+    b.add_object("1", ["Dogs"], [], ["black", "", "small"])
+    b.add_object("2", ["couch"], [], ["white"])
+    b.add_object("3", ["cat"], [], ["brown"])
+    assert b.add_object("4", ["", "  "]) is None
+    b.add_relation("1", " ON ", "2")
+    b.add_relation("3", "next to", "2")
+    assert not b.add_relation("1", "on", "99") and not b.add_relation("1", "", "2")
+    assert "relation to unknown object id" in b.problems and "object with empty names" in b.problems
+    return b.graph
+
+
+def kg_for_negatives(g: SceneGraph, image_graph_twice: bool = False) -> KG:
+    """A KG from `g` plus a few extra objects/relations to draw replacements from."""
+    kg = KG(WordNet(enabled=False))
+    kg.add_graph(g)
+    extra = GraphBuilder()
+    extra.add_object("a", ["bird"], [], ["red"])
+    extra.add_object("b", ["table"], [], ["wooden"])
+    extra.add_object("c", ["dog"], [], ["yellow"])
+    extra.add_relation("a", "under", "b")
+    # the corpus also has a couch on something and something on a dog: 'a couch on a dog' is then a
+    # reversal it finds plausible (reverse_rel keeps only those)
+    extra.add_object("d", ["couch"])
+    extra.add_object("e", ["rug"])
+    extra.add_object("f", ["cat"])
+    extra.add_object("g", ["dog"])
+    extra.add_relation("d", "on", "e")
+    extra.add_relation("f", "on", "g")
+    # and something under a couch: 'dogs under a couch' replaces 'on' by its converse in a place the
+    # corpus has (without WordNet, replace_rel asks the corpus whether anything is ever under a couch)
+    extra.add_object("j", ["ball"])
+    extra.add_relation("j", "under", "d")
+    # and a white cat and a brown couch: 'a brown couch and a white cat' swaps objects plausibly
+    extra.add_object("h", ["cat"], [], ["white"])
+    extra.add_object("i", ["couch"], [], ["brown"])
+    kg.add_graph(extra.graph)
+    if image_graph_twice:
+        kg.add_graph(g)
+    kg.finalize()
+    return kg
