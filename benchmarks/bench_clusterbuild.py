@@ -46,12 +46,12 @@ def best_of(repeats: int, *fns):
 def bench_kmeans(n: int, dim: int, k: int, niter: int, repeats: int) -> dict:
     import faiss
 
-    from clusterbuild import cluster as CL
+    from clusterbuild import cluster
 
     x = np.random.default_rng(0).normal(size=(n, dim)).astype(np.float32)
 
     def ours():
-        CL.spherical_kmeans(x, k, niter=niter, seed=1)
+        cluster.spherical_kmeans(x, k, niter=niter, seed=1)
 
     def bare():
         xn = x.copy()
@@ -78,17 +78,16 @@ def _jpeg(i: int, side: int) -> bytes:
 def bench_write(n: int, per_shard: int, repeats: int, tmp: Path) -> dict:
     import webdataset as wds
 
-    from clusterbuild import contract as C
-    from clusterbuild import shardio
+    from clusterbuild import contract, shardio
 
     imgs = [_jpeg(i, 256) for i in range(64)]
     samples = []
     for i in range(n):
         key = f"s{i:07d}"
-        meta = C.make_meta(key, "bench", [f"caption {i}"], [{"text": f"pseudo {i}", "facts": ["a(b)"]}],
+        meta = contract.make_meta(key, "bench", [f"caption {i}"], [{"text": f"pseudo {i}", "facts": ["a(b)"]}],
                            [{"type": "swap_att", "text": f"neg {i}", "from": "a", "to": "b"}], cluster_id=i % 7,
                            knn=[f"s{(i + 1) % n:07d}"])
-        samples.append(C.Sample(key, imgs[i % len(imgs)], "jpg", f"caption {i}", meta))
+        samples.append(contract.Sample(key, imgs[i % len(imgs)], "jpg", f"caption {i}", meta))
     total_bytes = sum(len(s.image) for s in samples)
 
     def ours():
@@ -120,7 +119,7 @@ def bench_embed(n: int, model: str, batch: int, repeats: int, tmp: Path, workers
     import torch
     from PIL import Image
 
-    from clusterbuild import embed as E
+    from clusterbuild import embed as embedding
     from kgclip import models
 
     img_dir = tmp / "imgs"
@@ -131,7 +130,7 @@ def bench_embed(n: int, model: str, batch: int, repeats: int, tmp: Path, workers
         p.write_bytes(_jpeg(i, 320))
         paths.append(p)
     texts = [[f"a photo number {i} of a red ball", f"ball left of box {i}"] for i in range(n)]
-    rows = [E.EmbedRow(f"k{i}", str(p), ((texts[i][0], E.KIND_CAPTION), (texts[i][1], E.KIND_PSEUDO)))
+    rows = [embedding.EmbedRow(f"k{i}", str(p), ((texts[i][0], embedding.KIND_CAPTION), (texts[i][1], embedding.KIND_PSEUDO)))
             for i, p in enumerate(paths)]
     torch.manual_seed(0)
     loaded = models.create(model)
@@ -141,7 +140,7 @@ def bench_embed(n: int, model: str, batch: int, repeats: int, tmp: Path, workers
     def ours():
         cache = tmp / "cache"
         shutil.rmtree(cache, ignore_errors=True)
-        E.embed_rows(rows, loaded, cache, device=device, batch_size=batch, workers=workers, progress=False,
+        embedding.embed_rows(rows, loaded, cache, device=device, batch_size=batch, workers=workers, progress=False,
                      log=lambda _m: None)
 
     def bare():

@@ -39,8 +39,7 @@ def make_shards(folder: Path, n: int) -> list[str]:
     import numpy as np
     from PIL import Image
 
-    from clusterbuild import contract as C
-    from clusterbuild import shardio
+    from clusterbuild import contract, shardio
 
     rng = np.random.default_rng(0)
     caps: dict[int, list[str]] = {}
@@ -68,17 +67,17 @@ def make_shards(folder: Path, n: int) -> list[str]:
         negs = [{"type": "add_obj", "text": f"{first} next to a purple giraffe", "from": "", "to": "giraffe"},
                 {"type": "add_att", "text": first.replace(" ", " striped ", 1), "from": "", "to": "striped"}]
         key = f"s{i:06d}"
-        meta = C.make_meta(key, "coco", cs, [{"text": "a photo of " + first, "facts": []}], negs, cluster_id=i // 8)
-        samples.append(C.Sample(key, buf.getvalue(), "jpg", cs[0], meta))
+        meta = contract.make_meta(key, "coco", cs, [{"text": "a photo of " + first, "facts": []}], negs, cluster_id=i // 8)
+        samples.append(contract.Sample(key, buf.getvalue(), "jpg", cs[0], meta))
     shardio.write_shard_set(folder, samples, samples_per_shard=32)
-    return sorted(str(p) for p in C.list_shards(folder))
+    return sorted(str(p) for p in contract.list_shards(folder))
 
 
 def run_open_clip(shards: list[str], args, tmp: Path, siglip: bool) -> list[float]:
-    from clusterbuild import contract as C
+    from clusterbuild import contract
 
     name = "oc-siglip" if siglip else "oc-clip"
-    pattern = str(Path(shards[0]).parent / C.brace_pattern([Path(s).name for s in shards]))
+    pattern = str(Path(shards[0]).parent / contract.brace_pattern([Path(s).name for s in shards]))
     n = args.steps * args.batch_size
     cmd = [sys.executable, "-c", OPEN_CLIP_WRAPPER, str(ROOT / "kgclip" / "model_configs"),
            "--train-data", pattern, "--dataset-type", "webdataset", "--train-num-samples", str(n),

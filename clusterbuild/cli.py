@@ -58,7 +58,6 @@ DEVICE_OPT = typer.Option("cpu", "--device", help="cpu or cuda (FAISS GPU when t
 BATCH_OPT = typer.Option(64, "--batch-size", min=1, help="Embedding batch size.")
 WORKERS_OPT = typer.Option(0, "--workers", min=0, help="Image-decoding worker processes while embedding (0 = in-process).")
 CACHE_OPT = typer.Option(None, "--cache", help="Embedding/cluster cache folder (default OUT/embeddings).")
-NEG_OPT = typer.Option(False, "--embed-negatives", help="Also embed hard-negative texts (offline difficulty ranking).")
 MAX_SIDE_OPT = typer.Option(4096, "--max-side", min=16, help="Images with a longer side are downscaled and re-encoded.")
 QUIET_OPT = typer.Option(False, "--quiet", "-q", help="No progress bars.")
 CLUSTERS_OPT = typer.Option(None, "--clusters", "-k", help="Number of k-means clusters.")
@@ -75,13 +74,13 @@ SEED_OPT = typer.Option(0, "--seed", help="Seed for k-means and the cluster orde
 @app.command()
 def embed(input: Path = IN_ARG, out: Path = OUT_OPT, model: str = MODEL_OPT, pretrained: str = PRETRAINED_OPT,
           device: str = DEVICE_OPT, batch_size: int = BATCH_OPT, workers: int = WORKERS_OPT, cache: Path = CACHE_OPT,
-          embed_negatives: bool = NEG_OPT, max_side: int = MAX_SIDE_OPT, quiet: bool = QUIET_OPT) -> None:
+          max_side: int = MAX_SIDE_OPT, quiet: bool = QUIET_OPT) -> None:
     """Embed images, captions and pseudo-captions (float16, L2-normalised) into a resumable cache."""
-    from clusterbuild import pipeline as P
+    from clusterbuild import pipeline
 
     opts = _opts(input, out, model=model, pretrained=pretrained, device=device, batch_size=batch_size, workers=workers,
-                 cache=cache, embed_negatives=embed_negatives, max_side=max_side, progress=not quiet)
-    _run(lambda: P.run_embed(opts, P.load_rows(input), log=console.print))
+                 cache=cache, max_side=max_side, progress=not quiet)
+    _run(lambda: pipeline.run_embed(opts, pipeline.load_rows(input), log=console.print))
 
 
 @app.command()
@@ -91,15 +90,15 @@ def cluster(input: Path = IN_ARG, out: Path = OUT_OPT, model: str = MODEL_OPT, p
             batch_size: int = BATCH_OPT, workers: int = WORKERS_OPT, cache: Path = CACHE_OPT, max_side: int = MAX_SIDE_OPT,
             quiet: bool = QUIET_OPT) -> None:
     """FAISS spherical k-means + kNN over the (cached) embeddings; writes clusters.npz to the cache."""
-    from clusterbuild import pipeline as P
+    from clusterbuild import pipeline
 
     opts = _opts(input, out, model=model, pretrained=pretrained, clusters=clusters, cluster_size=cluster_size,
                  cluster_on=cluster_on, knn=knn, dup_threshold=dup_threshold, seed=seed, device=device,
                  batch_size=batch_size, workers=workers, cache=cache, max_side=max_side, progress=not quiet)
 
     def go():
-        rows = P.load_rows(input)
-        P.run_cluster(opts, rows, P.run_embed(opts, rows, log=console.print), log=console.print)
+        rows = pipeline.load_rows(input)
+        pipeline.run_cluster(opts, rows, pipeline.run_embed(opts, rows, log=console.print), log=console.print)
 
     _run(go)
 
@@ -110,19 +109,19 @@ def shard(input: Path = IN_ARG, out: Path = OUT_OPT, model: str = MODEL_OPT, pre
           knn: int = KNN_OPT, dup_threshold: float = DUP_OPT,
           samples_per_shard: int = typer.Option(10000, "--samples-per-shard", min=1, help="Samples per tar."),
           seed: int = SEED_OPT, device: str = DEVICE_OPT, batch_size: int = BATCH_OPT, workers: int = WORKERS_OPT, cache: Path = CACHE_OPT,
-          embed_negatives: bool = NEG_OPT, max_side: int = MAX_SIDE_OPT,
+          max_side: int = MAX_SIDE_OPT,
           balance_attribute: str = typer.Option(None, "--balance-attribute", help="Sensitive attribute (e.g. gender) whose groups get equal weight within each cluster (M4-style weights)."),
           overwrite: bool = typer.Option(False, "--overwrite", help="Replace a shard set of other inputs/options in OUT."),
           quiet: bool = QUIET_OPT) -> None:
     """Embed -> cluster -> kNN -> WebDataset shards (resumable; reuses cached embeddings)."""
-    from clusterbuild import pipeline as P
+    from clusterbuild import pipeline
 
     opts = _opts(input, out, model=model, pretrained=pretrained, clusters=clusters, cluster_size=cluster_size,
                  cluster_on=cluster_on, knn=knn, dup_threshold=dup_threshold, samples_per_shard=samples_per_shard,
                  seed=seed,
-                 device=device, batch_size=batch_size, workers=workers, cache=cache, embed_negatives=embed_negatives,
+                 device=device, batch_size=batch_size, workers=workers, cache=cache,
                  max_side=max_side, balance_attribute=balance_attribute, overwrite=overwrite, progress=not quiet)
-    _run(lambda: P.run_shard(opts, log=console.print))
+    _run(lambda: pipeline.run_shard(opts, log=console.print))
 
 
 @app.command("export-negclip")

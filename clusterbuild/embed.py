@@ -28,7 +28,7 @@ import numpy as np
 from clusterbuild import images
 from kgclip.atomic import atomic_write_bytes, atomic_write_json
 
-KIND_CAPTION, KIND_PSEUDO, KIND_NEGATIVE = 0, 1, 2
+KIND_CAPTION, KIND_PSEUDO = 0, 1
 MANIFEST = "manifest.json"
 DEFAULT_CHUNK_ROWS = 4096
 
@@ -42,11 +42,9 @@ class EmbedRow:
     texts: tuple[tuple[str, int], ...]  # (text, KIND_*)
 
 
-def embed_row(row: dict, with_negatives: bool = False) -> EmbedRow:
+def embed_row(row: dict) -> EmbedRow:
     texts = [(c, KIND_CAPTION) for c in row.get("captions") or [] if c]
     texts += [(p["text"], KIND_PSEUDO) for p in row.get("pseudo_captions") or [] if p and p.get("text")]
-    if with_negatives:
-        texts += [(n["text"], KIND_NEGATIVE) for n in row.get("hard_negatives") or [] if n and n.get("text")]
     return EmbedRow(row["key"], row.get("image") or None, tuple(texts))
 
 
@@ -65,8 +63,7 @@ class Embeddings:
         """Per row: the normalised mean of its caption and pseudo-caption embeddings (float32)."""
         n, d = self.image.shape
         out = np.zeros((n, d), np.float32)
-        use = self.text_kind != KIND_NEGATIVE
-        np.add.at(out, self.text_row[use], self.text[use].astype(np.float32))
+        np.add.at(out, self.text_row, self.text.astype(np.float32))
         norm = np.linalg.norm(out, axis=1, keepdims=True)
         return np.divide(out, norm, out=np.zeros_like(out), where=norm > 0)
 
@@ -79,14 +76,14 @@ class Embeddings:
 
 
 def fingerprint(rows: Sequence[EmbedRow], model_name: str, pretrained: str | None, model_cfg: dict,
-                with_negatives: bool, chunk_rows: int, max_side: int, max_pixels: int) -> dict:
+                chunk_rows: int, max_side: int, max_pixels: int) -> dict:
     h = hashlib.sha256()
     for r in rows:
         h.update(json.dumps([r.key, r.image, r.texts], ensure_ascii=False).encode())
     return {
         "model": model_name, "pretrained": pretrained,
         "model_cfg": hashlib.sha256(json.dumps(model_cfg, sort_keys=True).encode()).hexdigest()[:16],
-        "with_negatives": with_negatives, "chunk_rows": chunk_rows, "max_side": max_side,
+        "chunk_rows": chunk_rows, "max_side": max_side,
         "max_pixels": max_pixels, "rows": len(rows), "rows_sha256": h.hexdigest(),
     }
 
@@ -205,14 +202,13 @@ def cached(cache: Path, fp: dict) -> bool:
 
 def embed_rows(rows: Sequence[EmbedRow], loaded, cache: Path, device: str = "cpu", batch_size: int = 64,
                chunk_rows: int = DEFAULT_CHUNK_ROWS, max_side: int = images.DEFAULT_MAX_SIDE,
-               max_pixels: int = images.DEFAULT_MAX_PIXELS, with_negatives: bool = False, workers: int = 0,
+               max_pixels: int = images.DEFAULT_MAX_PIXELS, workers: int = 0,
                progress: bool = True, log: Callable[[str], None] = print) -> Embeddings:
     """Embed `rows` into `cache` (reusing finished chunks of an identical earlier run)."""
     from kgclip.progress import progress_bar
 
     cache = Path(cache)
-    fp = fingerprint(rows, loaded.name, loaded.pretrained, loaded.model_cfg, with_negatives, chunk_rows,
-                     max_side, max_pixels)
+    fp = fingerprint(rows, loaded.name, loaded.pretrained, loaded.model_cfg, chunk_rows, max_side, max_pixels)
     if cached(cache, fp):
         log(f"embeddings: reusing {cache} ({len(rows)} rows)")
         return load(cache)

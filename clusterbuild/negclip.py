@@ -15,7 +15,7 @@ import io
 from collections import Counter
 from pathlib import Path
 
-from clusterbuild import contract as C
+from clusterbuild import contract
 from kgclip.atomic import atomic_write_bytes
 
 COLUMNS = ("title", "filepath", "neg_caption", "neg_image")
@@ -25,7 +25,7 @@ def _one_line(text: str) -> str:
     return " ".join(str(text).split())
 
 
-def negclip_rows(samples: list[C.Sample], paths: list[str]) -> tuple[list[dict], Counter]:
+def negclip_rows(samples: list[contract.Sample], paths: list[str]) -> tuple[list[dict], Counter]:
     """Rows of the TSV from samples (in shard order) and the image path of each sample."""
     counts: Counter = Counter()
     keep = []
@@ -62,13 +62,13 @@ def negclip_rows(samples: list[C.Sample], paths: list[str]) -> tuple[list[dict],
 def export(folder: Path, out_tsv: Path, images_dir: Path | None = None) -> Counter:
     """Write `out_tsv`; images are extracted from the tars into `images_dir` (default `<tsv>_images/`)."""
     folder, out_tsv = Path(folder), Path(out_tsv)
-    shards = C.list_shards(folder)
+    shards = contract.list_shards(folder)
     if not shards:
         raise FileNotFoundError(f"{folder}: no shard tars (NNNNNN.tar); is it a clusterbuild shard folder?")
     images_dir = Path(images_dir) if images_dir else out_tsv.with_name(out_tsv.stem + "_images")
     images_dir.mkdir(parents=True, exist_ok=True)
     samples, paths = [], []
-    for s in C.iter_samples([str(p) for p in shards]):
+    for s in contract.iter_samples([str(p) for p in shards]):
         path = images_dir / f"{s.key}.{s.image_ext}"  # the reader refused keys that are not plain names
         if path.resolve().parent != images_dir.resolve():
             raise ValueError(f"{folder}: sample key {s.key[:80]!r} would write outside {images_dir}")

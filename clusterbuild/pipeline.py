@@ -19,13 +19,10 @@ from pathlib import Path
 
 import numpy as np
 
-from clusterbuild import cluster as CL
-from clusterbuild import contract as C
-from clusterbuild import embed as E
-from clusterbuild import graphvec as GV
-from clusterbuild import images
-from clusterbuild import knn as KN
-from clusterbuild import write as W
+from clusterbuild import cluster, contract, graphvec, images
+from clusterbuild import embed as embedding
+from clusterbuild import write as shard_writer
+from clusterbuild.knn import DEFAULT_DUP_THRESHOLD, DEFAULT_KNN, nearest_others
 from kgclip.atomic import atomic_write_bytes, atomic_write_json
 
 CLUSTERS_FILE = "clusters.npz"
@@ -46,21 +43,20 @@ class Options:
     cluster_size: int | None = None
     cluster_on: str = "auto"  # image | graph | auto (graph when >= GRAPH_SHARE of the rows have a scene graph
     #                           and the graphs use more than one word set)
-    knn: int = KN.DEFAULT_KNN
-    dup_threshold: float = KN.DEFAULT_DUP_THRESHOLD
+    knn: int = DEFAULT_KNN
+    dup_threshold: float = DEFAULT_DUP_THRESHOLD
     samples_per_shard: int = 10000
     seed: int = 0
     device: str = "cpu"
     batch_size: int = 64
     workers: int = 0
-    niter: int = CL.DEFAULT_NITER
-    max_points_per_centroid: int = CL.DEFAULT_MAX_POINTS_PER_CENTROID
+    niter: int = cluster.DEFAULT_NITER
+    max_points_per_centroid: int = cluster.DEFAULT_MAX_POINTS_PER_CENTROID
     max_side: int = images.DEFAULT_MAX_SIDE
     max_pixels: int = images.DEFAULT_MAX_PIXELS
-    embed_negatives: bool = False
     balance_attribute: str | None = None
     balance_max_ratio: float = 5.0
-    chunk_rows: int = E.DEFAULT_CHUNK_ROWS
+    chunk_rows: int = embedding.DEFAULT_CHUNK_ROWS
     cache: Path | None = None
     overwrite: bool = False
     progress: bool = True
@@ -102,10 +98,10 @@ def precheck(opts: Options, rows: list[dict]) -> None:
     # A folder holding the shard set of other inputs or options is refused now, not after the embedding
     # (`write.check_or_claim` checks the plan itself once it exists; an interrupted run has no _info.json).
     out = Path(opts.out)
-    existing = C.list_shards(out) if out.is_dir() else []
-    if existing and not opts.overwrite and (out / C.INFO_FILE).is_file():
+    existing = contract.list_shards(out) if out.is_dir() else []
+    if existing and not opts.overwrite and (out / contract.INFO_FILE).is_file():
         try:
-            old = json.loads((out / C.INFO_FILE).read_text())
+            old = json.loads((out / contract.INFO_FILE).read_text())
         except ValueError:
             old = {}
         now = json.loads(json.dumps(options_record(opts)))
@@ -119,7 +115,7 @@ def precheck(opts: Options, rows: list[dict]) -> None:
 # The options that change what a shard set holds (device, batch size, workers, the cache place do not).
 SHAPING = ("model", "pretrained", "clusters", "cluster_size", "cluster_on", "knn", "dup_threshold",
            "samples_per_shard", "seed", "niter", "max_points_per_centroid", "max_side", "max_pixels",
-           "embed_negatives", "balance_attribute", "balance_max_ratio")
+           "balance_attribute", "balance_max_ratio")
 
 
 def options_record(opts: Options) -> dict:
@@ -139,7 +135,7 @@ def resolve_device(device: str, log: Callable[[str], None]) -> tuple[str, bool]:
     torch_dev = "cuda" if torch.cuda.is_available() else "cpu"
     if torch_dev == "cpu":
         log("WARNING: --device cuda but torch sees no GPU: embedding on CPU")
-    gpus = CL.gpu_available()
+    gpus = cluster.gpu_available()
     if gpus:
         log(f"FAISS: using {gpus} GPU(s) for k-means and kNN")
     else:
@@ -163,14 +159,14 @@ def load_model(opts: Options, device: str, log: Callable[[str], None]):
     return loaded
 
 
-def run_embed(opts: Options, rows: list[dict], log: Callable[[str], None] = print) -> E.Embeddings:
+def run_embed(opts: Options, rows: list[dict], log: Callable[[str], None] = print) -> embedding.Embeddings:
     t = time.perf_counter()
     device, _ = resolve_device(opts.device, log)
     loaded = load_model(opts, device, log)
-    erows = [E.embed_row(r, opts.embed_negatives) for r in rows]
-    emb = E.embed_rows(erows, loaded, opts.cache_dir, device=device, batch_size=opts.batch_size,
+    erows = [embedding.embed_row(r) for r in rows]
+    emb = embedding.embed_rows(erows, loaded, opts.cache_dir, device=device, batch_size=opts.batch_size,
                        chunk_rows=opts.chunk_rows, max_side=opts.max_side, max_pixels=opts.max_pixels,
-                       with_negatives=opts.embed_negatives, workers=opts.workers, progress=opts.progress,
+                       workers=opts.workers, progress=opts.progress,
                        log=log)
     emb.manifest["random_init"] = loaded.random_init
     opts.timings["embed_s"] = round(time.perf_counter() - t, 3)
@@ -195,22 +191,22 @@ def _save_npy_bytes(a: np.ndarray) -> bytes:
     return buf.getvalue()
 
 
-def run_cluster(opts: Options, rows: list[dict], emb: E.Embeddings,
+def run_cluster(opts: Options, rows: list[dict], emb: embedding.Embeddings,
                 log: Callable[[str], None] = print) -> Clustering:
     """k-means over the rows that can be written, then their kNN; cached next to the embeddings."""
-    rows_ok, skipped = W.eligible(rows, emb.image_status)
+    rows_ok, skipped = shard_writer.eligible(rows, emb.image_status)
     if not rows_ok:
         raise ValueError(f"no usable rows in {opts.input}: every row was skipped "
                          f"({dict(Counter(skipped.values()))})")
     on = cluster_space(opts.cluster_on, [rows[i] for i in rows_ok])
-    xg = GV.graph_vectors([rows[i] for i in rows_ok]) if on == "graph" else None
-    k, note = CL.choose_k(len(rows_ok), opts.clusters, opts.cluster_size)
-    if xg is not None and opts.cluster_on == "auto" and k > 1 and GV.distinct_rows(xg) < 2:
+    xg = graphvec.graph_vectors([rows[i] for i in rows_ok]) if on == "graph" else None
+    k, note = cluster.choose_k(len(rows_ok), opts.clusters, opts.cluster_size)
+    if xg is not None and opts.cluster_on == "auto" and k > 1 and graphvec.distinct_rows(xg) < 2:
         log("WARNING: --cluster-on auto: every scene graph uses the same words, so graph clusters would be one; "
             "clustering on image embeddings")
         on, xg = "image", None
     if xg is not None:
-        distinct = GV.distinct_rows(xg)
+        distinct = graphvec.distinct_rows(xg)
         if k > distinct:
             note = (note + "; " if note else "") + (f"{k} clusters asked but the scene graphs use only {distinct} "
                                                     f"distinct word sets: k={distinct}")
@@ -232,18 +228,18 @@ def run_cluster(opts: Options, rows: list[dict], emb: E.Embeddings,
                                   z["near_dup"], meta["params"])
     except (OSError, ValueError, KeyError):
         pass
-    x = CL.normalize(emb.cluster_vectors()[rows_ok])
+    x = cluster.normalize(emb.cluster_vectors()[rows_ok])
     t = time.perf_counter()
-    km = CL.spherical_kmeans(x if xg is None else xg, k, niter=opts.niter, seed=opts.seed,
+    km = cluster.spherical_kmeans(x if xg is None else xg, k, niter=opts.niter, seed=opts.seed,
                              max_points_per_centroid=opts.max_points_per_centroid, use_gpu=use_gpu,
                              normalized=True, distinct=xg is not None)
     opts.timings["cluster_s"] = round(time.perf_counter() - t, 3)
     if km.params["few_points"]:
         n_fit = km.params["fit_on_distinct_rows"] or km.params["n"]
-        log(f"note: {n_fit} points for {k} clusters (fewer than {CL.FAISS_MIN_POINTS_PER_CENTROID} per cluster): "
+        log(f"note: {n_fit} points for {k} clusters (fewer than {cluster.FAISS_MIN_POINTS_PER_CENTROID} per cluster): "
             "clusters may be uneven; fine for small tests, raise --cluster-size for fewer clusters")
     t = time.perf_counter()
-    nn = KN.nearest_others(x, opts.knn, opts.dup_threshold, use_gpu=use_gpu, normalized=True)
+    nn = nearest_others(x, opts.knn, opts.dup_threshold, use_gpu=use_gpu, normalized=True)
     opts.timings["knn_s"] = round(time.perf_counter() - t, 3)
     sizes = km.sizes()
     params = dict(km.params, cluster_on=on, k_requested=opts.clusters, cluster_size_target=opts.cluster_size,
@@ -273,11 +269,11 @@ def cluster_space(cluster_on: str, rows: list[dict]) -> str:
         raise ValueError(f"--cluster-on must be one of {', '.join(CLUSTER_ON)}, got {cluster_on!r}")
     if cluster_on != "auto":
         return cluster_on
-    with_graph = sum(GV.has_graph(r) for r in rows)
+    with_graph = sum(graphvec.has_graph(r) for r in rows)
     return "graph" if rows and with_graph >= GRAPH_SHARE * len(rows) else "image"
 
 
-def apply_balance(opts: Options, rows: list[dict], plan: W.Plan, log: Callable[[str], None]) -> dict | None:
+def apply_balance(opts: Options, rows: list[dict], plan: shard_writer.Plan, log: Callable[[str], None]) -> dict | None:
     """M4-style weights for `--balance-attribute` (see clusterbuild.balance); None when not asked."""
     if not opts.balance_attribute:
         return None
@@ -318,30 +314,30 @@ def run_shard(opts: Options, log: Callable[[str], None] = print) -> dict:
     out.mkdir(parents=True, exist_ok=True)
     emb = run_embed(opts, rows, log)
     cl = run_cluster(opts, rows, emb, log)
-    plan = W.make_plan(cl.rows_ok, cl.assign, cl.knn_index, cl.near_dup, opts.seed, cl.skipped)
+    plan = shard_writer.make_plan(cl.rows_ok, cl.assign, cl.knn_index, cl.near_dup, opts.seed, cl.skipped)
     balance_info = apply_balance(opts, rows, plan, log)
     keys = [r.get("key") for r in rows]
     shape = {"samples_per_shard": opts.samples_per_shard, "max_side": opts.max_side,
-             "max_pixels": opts.max_pixels, "schema": C.SCHEMA}
-    W.check_or_claim(out, plan.digest(keys, shape), opts.overwrite)
-    stale = W.clean_temp_files(out)
+             "max_pixels": opts.max_pixels, "schema": contract.SCHEMA}
+    shard_writer.check_or_claim(out, plan.digest(keys, shape), opts.overwrite)
+    stale = shard_writer.clean_temp_files(out)
     if stale:
         log(f"removed {stale} temp file(s) left by an interrupted run")
     t = time.perf_counter()
-    sizes = W.write_shards(out, rows, plan, opts.samples_per_shard, opts.max_side, opts.max_pixels,
+    sizes = shard_writer.write_shards(out, rows, plan, opts.samples_per_shard, opts.max_side, opts.max_pixels,
                            progress=opts.progress, log=log)
     opts.timings["write_s"] = round(time.perf_counter() - t, 3)
     atomic_write_bytes(out / CENTROIDS_FILE, _save_npy_bytes(cl.centroids.astype(np.float32)))
     opts.timings["total_s"] = round(time.perf_counter() - t0, 3)
-    info = make_info(opts, rows, emb, cl, plan, sizes, W.shard_totals(out, list(sizes)))
+    info = make_info(opts, rows, emb, cl, plan, sizes, shard_writer.shard_totals(out, list(sizes)))
     info["balance"] = balance_info
-    atomic_write_json(out / C.INFO_FILE, info)
+    atomic_write_json(out / contract.INFO_FILE, info)
     log(f"wrote {info['num_samples']} samples in {info['num_shards']} shards to {out} "
         f"({info['counts']['skipped']} rows skipped: {info['counts']['skipped_by_reason']})")
     return info
 
 
-def make_info(opts: Options, rows: list[dict], emb: E.Embeddings, cl: Clustering, plan: W.Plan,
+def make_info(opts: Options, rows: list[dict], emb: embedding.Embeddings, cl: Clustering, plan: shard_writer.Plan,
               sizes: dict[str, int], totals: dict) -> dict:
     from kgclip import models
 
@@ -351,10 +347,10 @@ def make_info(opts: Options, rows: list[dict], emb: E.Embeddings, cl: Clustering
     random_init = bool(emb.manifest.get("random_init"))
     opt = options_record(opts)
     return {
-        "schema": C.SCHEMA,
+        "schema": contract.SCHEMA,
         "num_samples": sum(sizes.values()),
         "num_shards": len(sizes),
-        "shards": C.brace_pattern(list(sizes)) if sizes else None,
+        "shards": contract.brace_pattern(list(sizes)) if sizes else None,
         "input": str(Path(opts.input).resolve()),
         "model": {"name": opts.model, "pretrained": opts.pretrained, "random_init": random_init,
                   "warning": models.RANDOM_INIT_WARNING if random_init else None},

@@ -14,7 +14,7 @@ import tarfile
 from collections.abc import Iterable
 from pathlib import Path
 
-from clusterbuild import contract as C
+from clusterbuild import contract
 from kgclip.atomic import atomic_write_bytes, atomic_write_json
 
 TAR_MTIME = 0  # fixed member mtime/owner: same samples -> same bytes
@@ -32,17 +32,17 @@ def _tarinfo(name: str, size: int) -> tarfile.TarInfo:
     return ti
 
 
-def tar_bytes(samples: Iterable[C.Sample], with_cls: bool = True) -> bytes:
+def tar_bytes(samples: Iterable[contract.Sample], with_cls: bool = True) -> bytes:
     """One shard as bytes: members of each sample contiguous, in contract order, fixed headers."""
     buf = io.BytesIO()
     with tarfile.open(fileobj=buf, mode="w", format=tarfile.GNU_FORMAT) as tar:
         for sample in samples:
-            for name, data in C.encode_sample(sample, with_cls=with_cls):
+            for name, data in contract.encode_sample(sample, with_cls=with_cls):
                 tar.addfile(_tarinfo(name, len(data)), io.BytesIO(data))
     return buf.getvalue()
 
 
-def write_shard(folder: Path, index: int, samples: list[C.Sample], with_cls: bool = True,
+def write_shard(folder: Path, index: int, samples: list[contract.Sample], with_cls: bool = True,
                 stats_extra: dict | None = None) -> str:
     """Write `<index>.tar`, its parquet and `_stats.json`, each atomically; returns the tar name.
 
@@ -53,15 +53,15 @@ def write_shard(folder: Path, index: int, samples: list[C.Sample], with_cls: boo
     import pyarrow.parquet as pq
 
     folder = Path(folder)
-    name = C.shard_name(index)
-    rows = [C.parquet_row(s) for s in samples]
+    name = contract.shard_name(index)
+    rows = [contract.parquet_row(s) for s in samples]
     table = pa.Table.from_pylist(rows, schema=parquet_schema())
     sink = pa.BufferOutputStream()
     pq.write_table(table, sink, compression="zstd")
-    atomic_write_bytes(folder / C.parquet_name(name), sink.getvalue().to_pybytes())
+    atomic_write_bytes(folder / contract.parquet_name(name), sink.getvalue().to_pybytes())
     stats = {"count": len(samples), "successes": len(samples), "shard": name}
     stats.update(stats_extra or {})
-    atomic_write_json(folder / C.stats_name(name), stats)
+    atomic_write_json(folder / contract.stats_name(name), stats)
     atomic_write_bytes(folder / name, tar_bytes(samples, with_cls=with_cls))
     return name
 
@@ -74,16 +74,16 @@ def parquet_schema():
         "cluster_id": pa.int64(), "n_captions": pa.int32(), "n_pseudo_captions": pa.int32(),
         "n_hard_negatives": pa.int32(), "weight": pa.float64(), "json": pa.string(),
     }
-    return pa.schema([(c, types[c]) for c in C.PARQUET_COLUMNS])
+    return pa.schema([(c, types[c]) for c in contract.PARQUET_COLUMNS])
 
 
-def write_shard_set(folder: Path, samples: Iterable[C.Sample], samples_per_shard: int,
+def write_shard_set(folder: Path, samples: Iterable[contract.Sample], samples_per_shard: int,
                     info: dict | None = None, with_cls: bool = True) -> dict[str, int]:
     """Write a whole folder (tars, parquets, stats, sizes.json, _info.json) from ordered samples."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     sizes: dict[str, int] = {}
-    batch: list[C.Sample] = []
+    batch: list[contract.Sample] = []
     index = 0
     for s in samples:
         batch.append(s)
@@ -93,11 +93,11 @@ def write_shard_set(folder: Path, samples: Iterable[C.Sample], samples_per_shard
     if batch:
         sizes[write_shard(folder, index, batch, with_cls)] = len(batch)
     write_sizes(folder, sizes)
-    meta = {"schema": C.SCHEMA, "num_samples": sum(sizes.values()), "num_shards": len(sizes)}
+    meta = {"schema": contract.SCHEMA, "num_samples": sum(sizes.values()), "num_shards": len(sizes)}
     meta.update(info or {})
-    atomic_write_json(folder / C.INFO_FILE, meta)
+    atomic_write_json(folder / contract.INFO_FILE, meta)
     return sizes
 
 
 def write_sizes(folder: Path, sizes: dict[str, int]) -> None:
-    atomic_write_json(Path(folder) / C.SIZES_FILE, dict(sorted(sizes.items())))
+    atomic_write_json(Path(folder) / contract.SIZES_FILE, dict(sorted(sizes.items())))

@@ -14,7 +14,7 @@ from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
 
-from clusterbuild import contract as C
+from clusterbuild import contract
 
 
 @dataclass(frozen=True)
@@ -31,7 +31,7 @@ class Violation:
 def _split_member(name: str) -> tuple[str, str]:
     """(key, ext) of a member name: ext is the longest known suffix, the rest is the key."""
     base = name.rsplit("/", 1)[-1]
-    for ext in (*C.MEMBER_ORDER, "jpeg"):
+    for ext in (*contract.MEMBER_ORDER, "jpeg"):
         if base.endswith("." + ext):
             return base[: -len(ext) - 1], ext
     stem, _, ext = base.partition(".")
@@ -93,16 +93,16 @@ def validate_folder(folder: Path, check_images: bool = True) -> list[Violation]:
         out.append(Violation(folder.name, None, "no shard tars (NNNNNN.tar) in folder"))
     sizes: dict[str, int] | None = None
     try:
-        sizes = json.loads((folder / C.SIZES_FILE).read_text())
+        sizes = json.loads((folder / contract.SIZES_FILE).read_text())
         if not isinstance(sizes, dict):
             raise ValueError("not an object")
     except FileNotFoundError:
-        out.append(Violation(C.SIZES_FILE, None, "missing (open_clip needs it to count samples)"))
+        out.append(Violation(contract.SIZES_FILE, None, "missing (open_clip needs it to count samples)"))
     except ValueError as e:
-        out.append(Violation(C.SIZES_FILE, None, f"unreadable: {e}"))
+        out.append(Violation(contract.SIZES_FILE, None, f"unreadable: {e}"))
         sizes = None
-    if not (folder / C.INFO_FILE).is_file():
-        out.append(Violation(C.INFO_FILE, None, "missing (provenance of the folder)"))
+    if not (folder / contract.INFO_FILE).is_file():
+        out.append(Violation(contract.INFO_FILE, None, "missing (provenance of the folder)"))
 
     seen: dict[str, str] = {}
     for path in shards:
@@ -110,58 +110,58 @@ def validate_folder(folder: Path, check_images: bool = True) -> list[Violation]:
         samples, problems = _read_tar(path)
         out += [Violation(name, None, p) for p in problems]
         for key, members in samples.items():
-            why = C.check_key(key)
+            why = contract.check_key(key)
             if why:
                 out.append(Violation(name, key, why))
             if key in seen:
                 out.append(Violation(name, key, f"duplicate key (also in {seen[key]})"))
             else:
                 seen[key] = name
-            for ext in sorted(e for e in members if e.rsplit(".", 1)[-1].lower() in C.PICKLE_EXTS):
+            for ext in sorted(e for e in members if e.rsplit(".", 1)[-1].lower() in contract.PICKLE_EXTS):
                 out.append(Violation(name, key, f"member .{ext} is a Python pickle (never in a kgclip shard)"))
-            images = [e for e in C.IMAGE_EXTS if e in members]
+            images = [e for e in contract.IMAGE_EXTS if e in members]
             if not images:
-                out.append(Violation(name, key, f"missing image member ({'/'.join(C.IMAGE_EXTS)})"))
+                out.append(Violation(name, key, f"missing image member ({'/'.join(contract.IMAGE_EXTS)})"))
             elif check_images:
                 bad = check_image(members[images[0]])
                 if bad:
                     out.append(Violation(name, key, bad))
-            if C.TXT not in members:
+            if contract.TXT not in members:
                 out.append(Violation(name, key, "missing txt member"))
-            elif not members[C.TXT].strip():
+            elif not members[contract.TXT].strip():
                 out.append(Violation(name, key, "empty txt member"))
-            if C.JSON not in members:
+            if contract.JSON not in members:
                 out.append(Violation(name, key, "missing json member"))
             else:
                 try:
-                    meta = json.loads(members[C.JSON])
+                    meta = json.loads(members[contract.JSON])
                 except ValueError as e:
                     out.append(Violation(name, key, f"json does not parse: {e}"))
                 else:
-                    out += [Violation(name, key, m) for m in C.validate_meta(meta, key=key)]
-                    if C.CLS in members and isinstance(meta, dict):
-                        cls = members[C.CLS].decode("ascii", "replace").strip()
+                    out += [Violation(name, key, m) for m in contract.validate_meta(meta, key=key)]
+                    if contract.CLS in members and isinstance(meta, dict):
+                        cls = members[contract.CLS].decode("ascii", "replace").strip()
                         if cls != str(meta.get("cluster_id")):
                             out.append(Violation(name, key, f"cls {cls!r} differs from json cluster_id"))
         if sizes is not None:
             if name not in sizes:
-                out.append(Violation(name, None, f"not listed in {C.SIZES_FILE}"))
+                out.append(Violation(name, None, f"not listed in {contract.SIZES_FILE}"))
             elif not problems and sizes[name] != len(samples):
-                out.append(Violation(name, None, f"{C.SIZES_FILE} says {sizes[name]} samples, tar holds {len(samples)}"))
+                out.append(Violation(name, None, f"{contract.SIZES_FILE} says {sizes[name]} samples, tar holds {len(samples)}"))
         out += _check_parquet(folder, name, list(samples), problems)
-        if not (folder / C.stats_name(name)).is_file():
-            out.append(Violation(name, None, f"missing {C.stats_name(name)}"))
+        if not (folder / contract.stats_name(name)).is_file():
+            out.append(Violation(name, None, f"missing {contract.stats_name(name)}"))
     if sizes is not None:
         on_disk = {p.name for p in shards}
         for name in sorted(set(sizes) - on_disk):
-            out.append(Violation(name, None, f"listed in {C.SIZES_FILE} but missing on disk"))
+            out.append(Violation(name, None, f"listed in {contract.SIZES_FILE} but missing on disk"))
     return out
 
 
 def _check_parquet(folder: Path, shard: str, keys: list[str], tar_problems: list[str]) -> list[Violation]:
     import pyarrow.parquet as pq
 
-    path = folder / C.parquet_name(shard)
+    path = folder / contract.parquet_name(shard)
     if not path.is_file():
         return [Violation(shard, None, f"missing {path.name}")]
     try:

@@ -20,8 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from clusterbuild import contract as C
-from clusterbuild import images, shardio
+from clusterbuild import contract, images, shardio
 from kgclip.atomic import atomic_write_json
 
 PLAN_FILE = "_plan.json"
@@ -68,7 +67,7 @@ def eligible(rows: Sequence[dict], image_status: Sequence[str]) -> tuple[list[in
     seen: set[str] = set()
     for i, (row, status) in enumerate(zip(rows, image_status)):
         key = row.get("key")
-        if C.check_key(key):
+        if contract.check_key(key):
             skipped[i] = "invalid_key"
         elif key in seen:
             skipped[i] = "duplicate_key"
@@ -106,18 +105,18 @@ def hard_negatives(row: dict) -> tuple[list[dict], int]:
     """The row's negatives as contract dicts (all kgaug fields kept), and how many were invalid."""
     out, bad = [], 0
     for n in row.get("hard_negatives") or []:
-        if not n or n.get("type") not in C.NEGATIVE_TYPES or not isinstance(n.get("text"), str):
+        if not n or n.get("type") not in contract.NEGATIVE_TYPES or not isinstance(n.get("text"), str):
             bad += 1
             continue
         d = {k: _finite(v) for k, v in n.items()}
-        for k in C.HARD_NEGATIVE_FIELDS:
+        for k in contract.HARD_NEGATIVE_FIELDS:
             d.setdefault(k, None)
         out.append(d)
     return out, bad
 
 
 def make_sample(row: dict, img: images.PreparedImage, cluster_id: int, knn_keys: list[str],
-                dup_keys: list[str], weight: float = 1.0) -> tuple[C.Sample, int]:
+                dup_keys: list[str], weight: float = 1.0) -> tuple[contract.Sample, int]:
     """One contract sample from a kgaug row (and the number of invalid negatives dropped)."""
     negs, bad = hard_negatives(row)
     pseudo = [{"text": p["text"], "facts": list(p.get("facts") or []), "style": p.get("style")}
@@ -127,7 +126,7 @@ def make_sample(row: dict, img: images.PreparedImage, cluster_id: int, knn_keys:
         graph = json.loads(graph) if isinstance(graph, str) and graph else {}
     except ValueError:
         graph = {"unparsed": graph}
-    meta = C.make_meta(
+    meta = contract.make_meta(
         key=row["key"], source=row.get("source") or "unknown",
         captions=[c for c in row.get("captions") or [] if isinstance(c, str)],
         pseudo_captions=pseudo, hard_negatives=negs, cluster_id=cluster_id, knn=knn_keys,
@@ -135,13 +134,13 @@ def make_sample(row: dict, img: images.PreparedImage, cluster_id: int, knn_keys:
         near_duplicates=dup_keys, image=row.get("image"), scene_graph=graph if isinstance(graph, dict) else {},
         license=row.get("license"), width=img.width, height=img.height,
     )
-    return C.Sample(row["key"], img.data, img.ext, primary_caption(row) or "", meta), bad
+    return contract.Sample(row["key"], img.data, img.ext, primary_caption(row) or "", meta), bad
 
 
 def clean_temp_files(out: Path) -> int:
     """Remove hidden temp files a killed run left behind (`.<name>.tmp-<pid>`)."""
     n = 0
-    for p in Path(out).glob(f"{C.TMP_PREFIX}*{C.TMP_SUFFIX}-*"):
+    for p in Path(out).glob(f"{contract.TMP_PREFIX}*{contract.TMP_SUFFIX}-*"):
         p.unlink(missing_ok=True)
         n += 1
     return n
@@ -157,15 +156,15 @@ def check_or_claim(out: Path, digest: str, overwrite: bool) -> None:
             old = json.loads(plan_file.read_text()).get("digest")
         except ValueError:
             old = None
-    existing = [p for p in out.iterdir() if C.SHARD_RE.match(p.name)] if out.is_dir() else []
+    existing = [p for p in out.iterdir() if contract.SHARD_RE.match(p.name)] if out.is_dir() else []
     if old != digest and (existing or old is not None):
         if not overwrite:
             raise FileExistsError(
                 f"{out} already holds a shard set from other inputs or options "
                 f"({len(existing)} shards); use --overwrite or another --out folder")
         for p in out.iterdir():
-            if p.is_file() and (C.SHARD_RE.match(p.name) or p.name.endswith((C.STATS_SUFFIX, C.PARQUET_SUFFIX))
-                                or p.name in (C.SIZES_FILE, C.INFO_FILE, PLAN_FILE)):
+            if p.is_file() and (contract.SHARD_RE.match(p.name) or p.name.endswith((contract.STATS_SUFFIX, contract.PARQUET_SUFFIX))
+                                or p.name in (contract.SIZES_FILE, contract.INFO_FILE, PLAN_FILE)):
                 p.unlink()
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_json(plan_file, {"digest": digest})
@@ -185,9 +184,9 @@ def write_shards(out: Path, rows: Sequence[dict], plan: Plan, samples_per_shard:
     shards = plan.shards(samples_per_shard)
     with progress_bar("shards", len(shards), progress, unit="tars") as bar:
         for index, members in enumerate(shards):
-            name = C.shard_name(index)
+            name = contract.shard_name(index)
             sizes[name] = len(members)
-            if (out / name).is_file() and (out / C.stats_name(name)).is_file() and (out / C.parquet_name(name)).is_file():
+            if (out / name).is_file() and (out / contract.stats_name(name)).is_file() and (out / contract.parquet_name(name)).is_file():
                 done += 1
                 bar.advance(1)
                 continue  # written completely by an earlier run (the tar is renamed into place last)
@@ -230,7 +229,7 @@ def shard_totals(out: Path, shard_names: Sequence[str]) -> dict:
     reenc: Counter = Counter()
     dropped = 0
     for name in shard_names:
-        st = json.loads((Path(out) / C.stats_name(name)).read_text())
+        st = json.loads((Path(out) / contract.stats_name(name)).read_text())
         reenc.update(st.get("reencoded", {}))
         dropped += int(st.get("hard_negatives_dropped", 0))
     return {"reencoded": dict(sorted(reenc.items())), "reencoded_total": sum(reenc.values()),

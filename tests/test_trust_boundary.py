@@ -65,7 +65,7 @@ def test_a_crafted_checkpoint_is_refused_and_runs_nothing(tmp_path: Path):
 
 @pytest.mark.parametrize("ext", ["pyd", "pickle", "pth"])
 def test_a_shard_with_a_pickle_member_is_refused_by_reader_and_validator(tmp_path: Path, ext: str):
-    from clusterbuild import contract as C
+    from clusterbuild import contract
     from clusterbuild.validate import validate_folder
     from train import data
 
@@ -75,7 +75,7 @@ def test_a_shard_with_a_pickle_member_is_refused_by_reader_and_validator(tmp_pat
     _tar(folder / "000000.tar", {"k0.jpg": _jpeg(), "k0.txt": b"a red square", "k0.json": _meta("k0"),
                                  f"k0.{ext}": pickle.dumps(_Boom(str(marker)))})
     with pytest.raises(ValueError, match=rf"member \.{ext} is a Python pickle"):
-        list(C.iter_samples(str(folder / "000000.tar")))
+        list(contract.iter_samples(str(folder / "000000.tar")))
     raw = next(iter(open_webdataset(str(folder / "000000.tar"))))
     with pytest.raises(ValueError, match="fails the kgclip contract"):
         data.parse(raw)
@@ -107,13 +107,13 @@ def test_shard_folders_are_listed_by_name_never_by_what_sizes_json_says(tmp_path
 
 
 def test_configs_are_data(tmp_path: Path):
-    from train import config as TC
+    from train import config as train_config
 
     marker = tmp_path / "ran"
     y = tmp_path / "c.yaml"
     y.write_text(f"steps: !!python/object/apply:os.system ['touch {marker}']\n")
     with pytest.raises(ValueError, match="is not plain YAML data"):
-        TC.load_file(y)
+        train_config.load_file(y)
     from train.cli import app
 
     r = CliRunner().invoke(app, ["run", str(tmp_path), "--out", str(tmp_path / "o"), "--config", str(y)])

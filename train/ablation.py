@@ -29,15 +29,15 @@ from pathlib import Path
 from typing import Any
 
 from kgclip.atomic import atomic_write_text
-from train import demo as D
-from train import results as R
+from train import demo
+from train import results as result_tables
 
-REGISTRY = D.REGISTRY
+REGISTRY = demo.REGISTRY
 RECORD_FILE = "ablation_runs.jsonl"  # every finished run, in the docs folder (--reuse-recorded)
-registry, size_of = D.registry, D.size_of
+registry, size_of = demo.registry, demo.size_of
 START, END = "<!-- ablation:start (written by python -m train.ablation) -->", "<!-- ablation:end -->"
 BINDING = ("swap_att", "swap_obj", "replace_obj")  # the issue's binding mean (replace_rel reported apart)
-METRICS = (*R.SUBSETS, *R.ZEROSHOT, "bias_gap")
+METRICS = (*result_tables.SUBSETS, *result_tables.ZEROSHOT, "bias_gap")
 
 
 class Snapshots(threading.Thread):
@@ -63,19 +63,19 @@ class Snapshots(threading.Thread):
 
 
 def evaluate(checkpoint: Path, world_dir: Path, device: str) -> dict[str, float]:
-    from train import eval as E
+    from train import eval as evaluation
 
     ev = world_dir / "eval"
-    res = E.evaluate(checkpoint, None, sugarcrepe=ev / "sugarcrepe", images=ev / "images",
+    res = evaluation.evaluate(checkpoint, None, sugarcrepe=ev / "sugarcrepe", images=ev / "images",
                      zeroshot=ev / "zeroshot_shape", device=device)
-    out = R.results_from_eval(res["sugarcrepe"])
+    out = result_tables.results_from_eval(res["sugarcrepe"])
     out["zeroshot_shape"] = float(res["zeroshot"]["top1"])
-    out["zeroshot_colour"] = float(E.evaluate(checkpoint, None, zeroshot=ev / "zeroshot_colour",
+    out["zeroshot_colour"] = float(evaluation.evaluate(checkpoint, None, zeroshot=ev / "zeroshot_colour",
                                               device=device)["zeroshot"]["top1"])
     seen = ev / "seen"
     if (seen / "sugarcrepe").is_dir():  # the same subsets on training scenes: memorised pairs
-        res = E.evaluate(checkpoint, None, sugarcrepe=seen / "sugarcrepe", images=seen / "images", device=device)
-        out.update({f"seen_{k}": v for k, v in R.results_from_eval(res["sugarcrepe"]).items()})
+        res = evaluation.evaluate(checkpoint, None, sugarcrepe=seen / "sugarcrepe", images=seen / "images", device=device)
+        out.update({f"seen_{k}": v for k, v in result_tables.results_from_eval(res["sugarcrepe"]).items()})
     return out
 
 
@@ -89,15 +89,15 @@ def snapshot_step(path: Path) -> int | None:
 def resolved_options(config: dict[str, Any]) -> dict[str, Any]:
     """Every training option the method's overrides resolve to (defaults included): a finished run is
     reused only if this is unchanged, so a changed default retrains the methods that inherit it."""
-    from train import config as TC
+    from train import config as train_config
 
-    d = TC.from_dict(config, TC.TrainConfig()).to_dict()
+    d = train_config.from_dict(config, train_config.TrainConfig()).to_dict()
     for k in ("shards", "out", "seed", "steps", "batch_size", "device", "model", "save_every", "resume", "workers"):
         d.pop(k, None)
     return d
 
 
-def one_run(ch: D.Chain, shards: Path, world_dir: Path, model_json: Path, method: str, config: dict[str, Any],
+def one_run(ch: demo.Chain, shards: Path, world_dir: Path, model_json: Path, method: str, config: dict[str, Any],
             seed: int, size: dict[str, Any], device: str, points: int, table_id: str,
             finished_only: bool = False) -> dict[str, Any] | None:
     """Train and evaluate one (method, seed); reused when its eval JSON exists for the same config, budget
@@ -118,12 +118,12 @@ def one_run(ch: D.Chain, shards: Path, world_dir: Path, model_json: Path, method
         shutil.rmtree(run_dir)
     run_dir.mkdir(parents=True)
     cfg_file = run_dir / "method.json"
-    R.write_json(cfg_file, config)
+    result_tables.write_json(cfg_file, config)
     started = time.perf_counter()
     snap = Snapshots(run_dir)
     snap.start()
     try:
-        with D.Progress(ch, run_dir, f"{method} seed {seed}", size["steps"]):
+        with demo.Progress(ch, run_dir, f"{method} seed {seed}", size["steps"]):
             ch.cli("train", "run", str(shards), "--out", str(run_dir), "--config", str(cfg_file), "--model",
                    str(model_json), "--steps", str(size["steps"]), "--batch-size", str(size["batch_size"]),
                    "--seed", str(seed), "--device", device, "--save-every", str(max(1, size["steps"] // points)),
@@ -139,15 +139,15 @@ def one_run(ch: D.Chain, shards: Path, world_dir: Path, model_json: Path, method
         if step is None or step >= size["steps"]:
             continue
         curve.append({"step": step, **{k: v for k, v in evaluate(p, world_dir, device).items()
-                                       if k in R.RESULT_KEYS}})
+                                       if k in result_tables.RESULT_KEYS}})
     shutil.rmtree(run_dir / "snapshots", ignore_errors=True)
-    curve.append({"step": size["steps"], **{k: v for k, v in final.items() if k in R.RESULT_KEYS}})
-    b = D.stage_bias(ch, run_dir, world_dir, device)
+    curve.append({"step": size["steps"], **{k: v for k, v in final.items() if k in result_tables.RESULT_KEYS}})
+    b = demo.stage_bias(ch, run_dir, world_dir, device)
     if b:
         final["bias_gap"] = b["gap"]
     res = {"method": method, "seed": seed, "config": config, "resolved": resolved, "size": size,
            "table": table_id, "final": final, "curve": curve, "train_seconds": seconds}
-    R.write_json(done, res)
+    result_tables.write_json(done, res)
     ch.say(f"{method} seed {seed}: " + " ".join(f"{k}={v:.3f}" for k, v in final.items() if not k.startswith("seen")))
     return res
 
@@ -184,17 +184,17 @@ def write_records(path: Path, runs: list[dict[str, Any]]) -> None:
     atomic_write_text(path, "".join(json.dumps(recs[k], sort_keys=True) + "\n" for k in sorted(recs)))
 
 
-def restore_records(ch: D.Chain, path: Path, wanted: set[tuple[str, int]], table_id: str) -> None:
+def restore_records(ch: demo.Chain, path: Path, wanted: set[tuple[str, int]], table_id: str) -> None:
     """Put the runs recorded for this training table back as finished run folders where none exists;
     `one_run` then reuses each only if its resolved options and budget still match."""
     for (method, seed, table), rec in read_records(path).items():
         done = ch.out / "runs" / f"{method}-s{seed}" / "ablation_eval.json"
         if table == table_id and (method, seed) in wanted and not done.is_file():
             done.parent.mkdir(parents=True, exist_ok=True)
-            R.write_json(done, rec)
+            result_tables.write_json(done, rec)
 
 
-def run_all(ch: D.Chain, shards: Path, world_dir: Path, model_json: Path, todo: list[tuple[str, dict, int]],
+def run_all(ch: demo.Chain, shards: Path, world_dir: Path, model_json: Path, todo: list[tuple[str, dict, int]],
             size: dict[str, Any], device: str, points: int, jobs: int, table_id: str,
             finished_only: bool = False) -> list[dict[str, Any]]:
     """Every (method, seed) run, `jobs` at a time in spawned processes (each with cores/jobs threads:
@@ -208,7 +208,7 @@ def run_all(ch: D.Chain, shards: Path, world_dir: Path, model_json: Path, todo: 
 
     threads = max(1, (os.cpu_count() or 1) // jobs)
     ch.say(f"{len(todo)} runs, {jobs} at a time ({threads} thread(s) each)")
-    with ProcessPoolExecutor(jobs, mp_context=mp.get_context("spawn"), initializer=D.worker_init,
+    with ProcessPoolExecutor(jobs, mp_context=mp.get_context("spawn"), initializer=demo.worker_init,
                              initargs=(threads,)) as pool:
         futures = [pool.submit(one_run, ch, shards, world_dir, model_json, m, c, s, size, device, points, table_id)
                    for m, c, s in todo]
@@ -224,13 +224,13 @@ def aggregate(runs: list[dict[str, Any]], methods: dict[str, Any]) -> dict[str, 
         entry: dict[str, Any] = {"doc": methods[method]["doc"], "config": methods[method]["config"],
                                  "seeds": [r["seed"] for r in rs]}
         for k in keys:
-            ms = R.mean_std([r["final"][k] for r in rs])
+            ms = result_tables.mean_std([r["final"][k] for r in rs])
             entry[k] = {"mean": ms["mean"], "std": ms["std"], "per_seed": ms["seeds"]}
         if all(k in entry for k in BINDING):
             per = [sum(r["final"][k] for k in BINDING) / len(BINDING) for r in rs]
-            ms = R.mean_std(per)
+            ms = result_tables.mean_std(per)
             entry["binding_mean"] = {"mean": ms["mean"], "std": ms["std"], "per_seed": ms["seeds"]}
-        entry["train_seconds"] = R.mean_std([r.get("train_seconds", 0.0) for r in rs])["mean"]
+        entry["train_seconds"] = result_tables.mean_std([r.get("train_seconds", 0.0) for r in rs])["mean"]
         out[method] = entry
     return out
 
@@ -260,7 +260,7 @@ def goal_check(table: dict[str, dict[str, Any]], default: str = "default") -> li
         lines.append(f"| {text} | {diff * 100:+.1f} | {'met' if ok else 'not met'} |")
     if "bias_gap" in d and "bias_gap" in c:
         gd, gc = abs(m(d, "bias_gap")), abs(m(c, "bias_gap"))
-        lines.append(f"| planted-bias gap at most half of CLIP's (|{m(d, 'bias_gap'):+.4f}| vs |{m(c, 'bias_gap'):+.4f}|)"
+        lines.append(f"| planted-bias gap at most half of CLIP's (\\|{m(d, 'bias_gap'):+.4f}\\| vs \\|{m(c, 'bias_gap'):+.4f}\\|)"
                      f" | ×{gd / gc if gc else float('inf'):.2f} | {'met' if gd <= gc / 2 else 'not met'} |")
     return ["| goal (default vs baseline, mean over seeds) | difference | |", "|---|---|---|", *lines]
 
@@ -271,7 +271,7 @@ def write_results(docs: Path, reg: dict[str, Any], table: dict[str, dict[str, An
     budget = dict(reg["budget"], seeds=seeds)
     tables = sorted({r.get("table") or "unrecorded" for r in runs})
     budget["table"] = tables[0] if len(tables) == 1 else tables  # `table_fingerprint` of what they trained on
-    R.write_json(docs / "results.json", {
+    result_tables.write_json(docs / "results.json", {
         "budget": budget, "seeds": seeds, "default": "default", "command": command, "device": device,
         "machine": machine, "date": dt.date.today().isoformat(), "methods": table})
     curves: dict[str, list[dict[str, Any]]] = {}
@@ -280,9 +280,9 @@ def write_results(docs: Path, reg: dict[str, Any], table: dict[str, dict[str, An
         steps = sorted({c["step"] for r in rs for c in r["curve"]})
         curves[method] = [{"step": s, **{k: sum(c[k] for r in rs for c in r["curve"] if c["step"] == s and k in c)
                                          / max(1, sum(1 for r in rs for c in r["curve"] if c["step"] == s and k in c))
-                                         for k in R.RESULT_KEYS}} for s in steps]
+                                         for k in result_tables.RESULT_KEYS}} for s in steps]
     shown = [m for m in table if m in ("clip", "static", "default")] or list(table)[:3]
-    fig = R.plot_curves({m: curves[m] for m in shown}, R.RESULT_KEYS, docs / "figures" / "ablation_curves.png",
+    fig = result_tables.plot_curves({m: curves[m] for m in shown}, result_tables.RESULT_KEYS, docs / "figures" / "ablation_curves.png",
                         "held-out accuracy vs step (mean over seeds)")
     n_reused = sum(1 for r in runs if r.get("reused"))
     train_min = sum(r.get("train_seconds", 0.0) for r in runs) / 60
@@ -297,8 +297,8 @@ def write_results(docs: Path, reg: dict[str, Any], table: dict[str, dict[str, An
              "in docs/results.json. `binding` = mean of swap_att, swap_obj, replace_obj; `seen rel` = replace_rel "
              "on training scenes; bias = paired association gap (kgaug/synth/bias.py; 0 = unbiased). Training "
              f"table (`table_fingerprint`): {', '.join(tables)}.", ""]
-    keys = ("binding_mean", *R.SUBSETS, *R.ZEROSHOT, "seen_replace_rel", "bias_gap")
-    header = ["method", "n", "binding", *R.SUBSETS, "zs shape", "zs colour", "seen rel", "bias"]
+    keys = ("binding_mean", *result_tables.SUBSETS, *result_tables.ZEROSHOT, "seen_replace_rel", "bias_gap")
+    header = ["method", "n", "binding", *result_tables.SUBSETS, "zs shape", "zs colour", "seen rel", "bias"]
     lines += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for method, e in table.items():
         cells = []
@@ -349,10 +349,10 @@ def main(argv: list[str] | None = None) -> int:
                    help=f"reuse the finished runs recorded in DOCS/{RECORD_FILE} (same options and budget) "
                         "instead of retraining them in a fresh checkout")
     p.add_argument("--quick", action="store_true", help="tiny sizes, 1 seed (smoke test; meaningless numbers)")
-    p.add_argument("--device", default="cuda" if D._cuda() else "cpu")
+    p.add_argument("--device", default="cuda" if demo._cuda() else "cpu")
     a = p.parse_args(argv)
     reg = registry(a.registry)
-    size = dict(D.QUICK) if a.quick else size_of(reg["budget"])
+    size = dict(demo.QUICK) if a.quick else size_of(reg["budget"])
     for key, value in (("steps", a.steps), ("preset", a.preset), ("batch_size", a.batch_size),
                        ("train", a.train_images)):
         if value:
@@ -364,15 +364,15 @@ def main(argv: list[str] | None = None) -> int:
     if unknown:
         p.error(f"unknown methods {unknown}; known: {', '.join(reg['methods'])}")
     seeds = list(range(a.seeds if a.seeds else (1 if a.quick else int(reg["budget"].get("seeds", 5)))))
-    ch = D.Chain(Path(a.work))
+    ch = demo.Chain(Path(a.work))
     ch.out.mkdir(parents=True, exist_ok=True)
     model_json = ch.out / "kgclip-ablation.json"
-    model_json.write_text(json.dumps(D.model_config(size), indent=2) + "\n")
+    model_json.write_text(json.dumps(demo.model_config(size), indent=2) + "\n")
     command = "python -m train.ablation " + " ".join(argv if argv is not None else sys.argv[1:])
     bias = float(reg["budget"].get("bias", 0.8))
-    world_dir = D.stage_synth(ch, size, 0, bias)
-    table = D.stage_build(ch, world_dir, 0)
-    shards = D.stage_shard(ch, table, model_json, size, 0, a.device)
+    world_dir = demo.stage_synth(ch, size, 0, bias)
+    table = demo.stage_build(ch, world_dir, 0)
+    shards = demo.stage_shard(ch, table, model_json, size, 0, a.device)
     table_id = table_fingerprint(table)
     ch.say(f"training table {table_id}")
     todo = [(m, reg["methods"][m]["config"], s) for m in names for s in seeds]

@@ -82,14 +82,14 @@ def run(
                                "ETA: a live line on a terminal, a plain line every 30 s otherwise)."),
 ) -> None:
     """Train on kgclip shards; writes OUT/{latest.pt, metrics.jsonl, plots/, export/, summary.json}."""
-    from train import config as C
+    from train import config as train_config
     from train import loop
 
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     try:
-        cfg = C.TrainConfig()
+        cfg = train_config.TrainConfig()
         if config is not None:
-            cfg = C.from_dict(C.load_file(config), cfg, str(config))
+            cfg = train_config.from_dict(train_config.load_file(config), cfg, str(config))
         flags = dict(shards=shards or None, out=out, model=model, pretrained=pretrained, steps=steps, epochs=epochs,
                      batch_size=batch_size, lr=lr, logit_lr=logit_lr, loss=loss,
                      siglip_init_bias=_number_or_word(siglip_init_bias), negatives=negatives,
@@ -99,9 +99,9 @@ def run(
                      lora_rank=lora_rank,
                      freeze_blocks=freeze_blocks, precision=precision, device=device, seed=seed, workers=workers,
                      save_every=save_every, resume=resume or None)
-        cfg = C.from_dict({k: v for k, v in flags.items() if v is not None}, cfg, "command line")
+        cfg = train_config.from_dict({k: v for k, v in flags.items() if v is not None}, cfg, "command line")
         if set_:
-            cfg = C.from_dict(C.parse_overrides(set_), cfg, "--set")
+            cfg = train_config.from_dict(train_config.parse_overrides(set_), cfg, "--set")
         summary = loop.run(cfg, show_progress=not quiet, overwrite=overwrite)
     except (ValueError, FileNotFoundError, FileExistsError, loop.NaNLossError) as e:
         _fail(str(e))
@@ -130,10 +130,10 @@ def eval_cmd(
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars."),
 ) -> None:
     """Compositional (SugarCrepe, ARO), zero-shot and retrieval metrics of a checkpoint."""
-    from train import eval as E
+    from train import eval as evaluation
 
     try:
-        res = E.evaluate(checkpoint, out, sugarcrepe=sugarcrepe, aro=aro or None, images=images,
+        res = evaluation.evaluate(checkpoint, out, sugarcrepe=sugarcrepe, aro=aro or None, images=images,
                          zeroshot=zeroshot, retrieval=retrieval or None, model=model,
                          batch_size=batch_size, device=device, show_progress=not quiet)
     except (ValueError, FileNotFoundError) as e:

@@ -22,7 +22,7 @@ from typing import Any
 
 import torch
 
-from clusterbuild import contract as C
+from clusterbuild import contract
 from kgclip.wds import open_webdataset
 from train import facts
 from train.ahnm import ROLE_KG, ROLE_POSITIVE, ROLE_PRIMARY, ROLE_SOURCE, Columns, Facts
@@ -39,9 +39,9 @@ def resolve_shards(shards: list[str]) -> list[str]:
     for s in shards:
         p = Path(s)
         if p.is_dir():
-            found = [str(x) for x in C.list_shards(p)]
+            found = [str(x) for x in contract.list_shards(p)]
             if not found:
-                raise ValueError(f"shard folder {p} holds no shards (expected {C.SHARD_PATTERN.format(index=0)} ...)")
+                raise ValueError(f"shard folder {p} holds no shards (expected {contract.SHARD_PATTERN.format(index=0)} ...)")
             urls += found
         else:
             expanded = expand_urls(s)
@@ -77,10 +77,10 @@ def parse(raw: dict) -> Item:
     """A raw webdataset dict -> Item; a contract violation raises, naming shard and key."""
     url = raw.get("__url__", "?")
     try:
-        s = C.decode_sample(raw)
+        s = contract.decode_sample(raw)
     except (KeyError, ValueError, UnicodeDecodeError) as e:
         raise ValueError(f"shard {url} fails the kgclip contract: {e}") from e
-    errors = C.validate_meta(s.meta, s.key)
+    errors = contract.validate_meta(s.meta, s.key)
     if errors:
         raise ValueError(f"shard {url} fails the kgclip contract at sample {s.key}: {'; '.join(errors)}")
     m = s.meta
@@ -249,7 +249,7 @@ class Collator:
             for t, typ, _ in negs:
                 texts.append(t)
                 owner.append(i), role.append(ROLE_KG)
-                ntype.append(C.NEGATIVE_TYPES.index(typ) if typ in C.NEGATIVE_TYPES else -1)
+                ntype.append(contract.NEGATIVE_TYPES.index(typ) if typ in contract.NEGATIVE_TYPES else -1)
         return texts, {"owner": owner, "role": role, "neg_type": ntype,
                        "text_norm": [normalize_text(t) for t in texts],
                        "words": [" ".join(facts.content_words(t)) for t in texts],

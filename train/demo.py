@@ -21,8 +21,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from kgclip import page as KR
-from train import results as R
+from kgclip import page
+from train import results as result_tables
 
 CLI_MAIN = {"kgaug": "kgaug.cli", "clusterbuild": "clusterbuild.cli", "train": "train.cli"}
 
@@ -36,14 +36,14 @@ DEMO_METHODS = ("default", "clip")
 
 def registry(path: Path = REGISTRY) -> dict[str, Any]:
     """{"budget": {...}, "methods": {name: {"doc": str, "config": {train run options}}}} from the TOML."""
-    from train import config as TC
+    from train import config as train_config
 
-    data = TC.load_file(path)
+    data = train_config.load_file(path)
     methods = {}
     for name, table in data.get("methods", {}).items():
         table = dict(table)
         doc = str(table.pop("doc", ""))
-        TC.from_dict(table, TC.TrainConfig(), f"{path} [methods.{name}]").validate()  # unknown keys fail here
+        train_config.from_dict(table, train_config.TrainConfig(), f"{path} [methods.{name}]").validate()  # unknown keys fail here
         methods[name] = {"doc": doc, "config": table}
     missing = [m for m in DEMO_METHODS if m not in methods]
     if missing:
@@ -191,7 +191,7 @@ def stage_train(ch: Chain, shards: Path, method: str, config: dict[str, Any], mo
     run_dir = ch.out / "runs" / method
     run_dir.mkdir(parents=True, exist_ok=True)
     cfg_file = run_dir / "method.json"
-    R.write_json(cfg_file, config)
+    result_tables.write_json(cfg_file, config)
     with Progress(ch, run_dir, method, size["steps"]):
         ch.cli("train", "run", str(shards), "--out", str(run_dir), "--config", str(cfg_file), "--model",
                str(model_json), "--steps", str(size["steps"]), "--batch-size", str(size["batch_size"]), "--seed",
@@ -243,7 +243,7 @@ def stage_eval(ch: Chain, run_dir: Path, world_dir: Path, device: str) -> dict[s
     ch.cli("train", "eval", "--checkpoint", str(run_dir), "--out", str(out_c),
            "--zeroshot", str(ev / "zeroshot_colour"), "--device", device)
     full = json.loads(out.read_text())
-    res = R.results_from_eval(full.get("sugarcrepe", full))
+    res = result_tables.results_from_eval(full.get("sugarcrepe", full))
     res["zeroshot_shape"] = float(full["zeroshot"]["top1"])
     res["zeroshot_colour"] = float(json.loads(out_c.read_text())["zeroshot"]["top1"])
     ch.say("eval: " + " ".join(f"{k}={v:.3f}" for k, v in res.items()))
@@ -307,7 +307,7 @@ def sample_rows(table: Path, n: int = 8) -> list[dict[str, Any]]:
 
 def write_report(ch: Chain, results: dict[str, dict[str, float]], stages: dict[str, str], table: Path | None,
                  runs: dict[str, Path], bias: dict[str, Any], size: dict[str, Any]) -> None:
-    rep = KR.Report("kgclip demo: the embedded compositional world", ch.out)
+    rep = page.Report("kgclip demo: the embedded compositional world", ch.out)
     rep.para(f"World preset {size['preset']!r}, {size['train']} training images at {size['image_size']} px, "
              f"{size['eval']} held-out scenes (object pairs never seen in training). Model: "
              f"{size['layers']}-layer ViT/text width {size['width']}, {size['steps']} steps of batch "
@@ -320,7 +320,7 @@ def write_report(ch: Chain, results: dict[str, dict[str, float]], stages: dict[s
     rep.table([["stage", "status"], *([k, v] for k, v in stages.items())])
     if results:
         rep.heading("Held-out compositional and zero-shot accuracy (%)")
-        rep.table(R.results_table(results))
+        rep.table(result_tables.results_table(results))
         rep.para("Chance is 50 % for every SugarCrepe-format subset; zero-shot chance is 1/classes.")
     ablation = Path(__file__).resolve().parents[1] / "docs" / "results.json"
     if results and ablation.is_file():
@@ -335,7 +335,7 @@ def write_report(ch: Chain, results: dict[str, dict[str, float]], stages: dict[s
             rep.heading(f"The same comparison over {len(ab['seeds'])} seeds (docs/RESULTS.md, `make ablation`)")
             rep.para("This demo trains one seed; relations are learnt or not from one seed to the next, so the "
                      f"ablation's mean ± std over seeds {ab['seeds']} at this exact budget is the evidence:")
-            rep.table(R.results_table(rows))
+            rep.table(result_tables.results_table(rows))
     if bias:
         rep.heading("Bias (planted group/colour correlation)")
         rep.table([["method", "gap", "se", "share a closer"]] +
@@ -350,14 +350,14 @@ def write_report(ch: Chain, results: dict[str, dict[str, float]], stages: dict[s
         fig = ch.out / "figures"
         rep.heading("Training curves")
         keys = ["loss", "loss_parts.contrastive", "loss_parts.fair", "logit_scale", "logit_bias", "images_per_s"]
-        rep.image(R.plot_curves(metrics, keys, fig / "loss.png", "training (both methods)"), "training curves")
+        rep.image(result_tables.plot_curves(metrics, keys, fig / "loss.png", "training (both methods)"), "training curves")
         rep.heading("AHNM statistics over time (default method)")
         full = {"default": metrics.get("default", [])}
         akeys = [f"ahnm.{k}" for k in ("beta", "mean_margin", "mean_margin_kg", "mean_margin_inbatch", "mean_weight",
                                         "share_faded", "share_capped", "share_masked", "share_turned_positive")]
-        rep.image(R.plot_curves(full, akeys, fig / "ahnm.png", "AHNM schedule and shares"), "AHNM statistics")
+        rep.image(result_tables.plot_curves(full, akeys, fig / "ahnm.png", "AHNM schedule and shares"), "AHNM statistics")
         tkeys = sorted({k for r in full["default"] for k in r if k.startswith("ahnm.per_type.") and k.endswith(".margin")})
-        rep.image(R.plot_curves(full, tkeys, fig / "ahnm_types.png", "AHNM: mean margin per negative type"),
+        rep.image(result_tables.plot_curves(full, tkeys, fig / "ahnm_types.png", "AHNM: mean margin per negative type"),
                   "AHNM margin per negative type")
     rep.heading("Log")
     rep.para(" / ".join(ch.log[-12:]))
@@ -407,7 +407,7 @@ def main(argv: list[str] | None = None) -> int:
         if b:
             bias[method] = b
     if results:
-        R.write_json(ch.out / "results.json", results)
+        result_tables.write_json(ch.out / "results.json", results)
     write_report(ch, results, stages, table, runs, bias, size)
     ch.say(f"done in {time.perf_counter() - ch.started:.0f}s")
     return 0

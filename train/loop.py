@@ -22,9 +22,8 @@ import torch
 
 from kgclip.progress import TrainProgress
 from train import checkpoint as ckpt_io
-from train import config as C
-from train import data, metrics, step
-from train import model as M
+from train import config as train_config
+from train import data, metrics, model, step
 
 log = logging.getLogger(__name__)
 
@@ -33,7 +32,7 @@ class NaNLossError(RuntimeError):
     """The loss went NaN/inf; the last good checkpoint is kept untouched."""
 
 
-def _dist_setup(cfg: C.TrainConfig) -> tuple[int, int, str]:
+def _dist_setup(cfg: train_config.TrainConfig) -> tuple[int, int, str]:
     import torch.distributed as dist
 
     world = int(os.environ.get("WORLD_SIZE", "1"))
@@ -85,7 +84,7 @@ def _schedule(total: int, warmup: int):
     return f
 
 
-def _amp(cfg: C.TrainConfig, device: str) -> torch.dtype | None:
+def _amp(cfg: train_config.TrainConfig, device: str) -> torch.dtype | None:
     if cfg.precision == "fp32" or not device.startswith("cuda"):
         if cfg.precision != "fp32":
             log.warning("--precision %s is for GPUs; running fp32 on %s", cfg.precision, device)
@@ -104,15 +103,15 @@ class _Mix:
         return self.start + (self.end - self.start) * p
 
 
-def _mix(cfg: C.TrainConfig, state: dict, total: int) -> _Mix | None:
+def _mix(cfg: train_config.TrainConfig, state: dict, total: int) -> _Mix | None:
     if cfg.cluster_mix_start >= 1.0 and cfg.cluster_mix_end >= 1.0:
         return None
     return _Mix(cfg.cluster_mix_start, cfg.cluster_mix_end, state["step"] - state["batch_in_epoch"], total)
 
 
-def resolve(config: C.TrainConfig | dict, **overrides: Any) -> C.TrainConfig:
-    cfg = C.from_dict(config) if isinstance(config, dict) else replace(config)
-    return C.from_dict(overrides, cfg, "overrides").validate() if overrides else cfg.validate()
+def resolve(config: train_config.TrainConfig | dict, **overrides: Any) -> train_config.TrainConfig:
+    cfg = train_config.from_dict(config) if isinstance(config, dict) else replace(config)
+    return train_config.from_dict(overrides, cfg, "overrides").validate() if overrides else cfg.validate()
 
 
 # What a run writes into OUT: a new run (neither --resume nor --overwrite) refuses a folder holding any.
@@ -120,7 +119,7 @@ RUN_OUTPUT = (ckpt_io.LATEST, metrics.METRICS, metrics.SUMMARY, "config.json", "
               "report.html")
 
 
-def run(config: C.TrainConfig | dict, *, show_progress: bool = False, overwrite: bool = False,
+def run(config: train_config.TrainConfig | dict, *, show_progress: bool = False, overwrite: bool = False,
         **overrides: Any) -> dict[str, Any]:
     """Train as configured; returns the summary (also written to OUT/summary.json). `show_progress`:
     the live display on stderr (`kgclip.progress.TrainProgress`; `train run` without `--quiet`).
@@ -149,13 +148,13 @@ def run(config: C.TrainConfig | dict, *, show_progress: bool = False, overwrite:
     n_samples = _count_samples(urls)
     total = cfg.steps or cfg.epochs * max(1, math.ceil(n_samples / (cfg.batch_size * world)))
 
-    built = M.create(cfg, device)
+    built = model.create(cfg, device)
     net = built.model
     train_model = net
     if world > 1:
         train_model = torch.nn.parallel.DistributedDataParallel(
             net, device_ids=[torch.cuda.current_device()] if device.startswith("cuda") else None)
-    opt = torch.optim.AdamW(M.param_groups(net, cfg), betas=(0.9, 0.98), eps=1e-6)
+    opt = torch.optim.AdamW(model.param_groups(net, cfg), betas=(0.9, 0.98), eps=1e-6)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, _schedule(total, cfg.warmup))
     amp = _amp(cfg, device)
     scaler = torch.amp.GradScaler("cuda") if amp == torch.float16 else None
@@ -180,7 +179,7 @@ def run(config: C.TrainConfig | dict, *, show_progress: bool = False, overwrite:
     elif cfg.resume:
         log.warning("--resume: no %s yet, starting from scratch", latest)
     if rank == 0:
-        C.save_resolved(cfg, out)
+        train_config.save_resolved(cfg, out)
     mlog = metrics.MetricsLog(out, resume_step=resumed_from) if rank == 0 else None
 
     def save() -> None:
@@ -194,7 +193,7 @@ def run(config: C.TrainConfig | dict, *, show_progress: bool = False, overwrite:
         if rank != 0:
             return
         payload = {"name": built.name, "model_cfg": built.model_cfg, "step": state["step"],
-                   "epoch": state["epoch"], "state_dict": M.plain(built).state_dict(),
+                   "epoch": state["epoch"], "state_dict": model.plain(built).state_dict(),
                    "optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
                    "scaler": scaler.state_dict() if scaler is not None else None,
                    "rng": rng if world > 1 else rng[0], "data": pos if world > 1 else pos[0],
@@ -282,7 +281,7 @@ def run(config: C.TrainConfig | dict, *, show_progress: bool = False, overwrite:
     return summary
 
 
-def finish(cfg: C.TrainConfig, built: M.Built, out: Path, seconds: float, resumed_from: int | None) -> dict:
+def finish(cfg: train_config.TrainConfig, built: model.Built, out: Path, seconds: float, resumed_from: int | None) -> dict:
     from kgclip.atomic import atomic_write_json
 
     recs = metrics.read(out)
@@ -290,14 +289,14 @@ def finish(cfg: C.TrainConfig, built: M.Built, out: Path, seconds: float, resume
     summary.update(out=str(out), checkpoint=str(out / ckpt_io.LATEST), seconds=round(seconds, 2),
                    resumed_from=resumed_from, model=built.name, loss_kind=cfg.loss, negatives=cfg.negatives,
                    batching=cfg.batching)
-    trainable, n_params = M.n_trainable(built.model)
+    trainable, n_params = model.n_trainable(built.model)
     summary.update(trainable_params=trainable, params=n_params)
     if cfg.plots:
         summary["plots"] = metrics.plot(out)
     if cfg.export:
         from train.export import export_model
 
-        summary["export"] = str(export_model(M.plain(built), built.model_cfg, built.preprocess, out / "export"))
+        summary["export"] = str(export_model(model.plain(built), built.model_cfg, built.preprocess, out / "export"))
     summary["report"] = str(metrics.report_page(out, summary, recs))
     atomic_write_json(out / metrics.SUMMARY, summary)
     return summary

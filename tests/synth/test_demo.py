@@ -14,22 +14,22 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from kgclip import page as KR
+from kgclip import page
 from train import ablation, demo
-from train import results as R
+from train import results as result_tables
 
 
 def test_results_from_train_eval_json():
     ev = {"subsets": {"swap_att": {"accuracy": 0.75, "n": 10}, "replace_rel": {"accuracy": 0.5, "n": 4}},
           "mean_accuracy": 0.62}
-    assert R.results_from_eval(ev) == {"swap_att": 0.75, "replace_rel": 0.5}
-    assert R.results_from_eval({"swap_att": 81.0}) == {"swap_att": 0.81}  # percentages are scaled
+    assert result_tables.results_from_eval(ev) == {"swap_att": 0.75, "replace_rel": 0.5}
+    assert result_tables.results_from_eval({"swap_att": 81.0}) == {"swap_att": 0.81}  # percentages are scaled
 
 
 def test_mean_std_and_table():
-    ms = R.mean_std([0.5, 0.7, 0.6])
+    ms = result_tables.mean_std([0.5, 0.7, 0.6])
     assert ms["mean"] == pytest.approx(0.6) and ms["std"] == pytest.approx(0.1) and ms["seeds"] == [0.5, 0.7, 0.6]
-    rows = R.results_table({"clip": {"swap_att": ms}, "full": {"swap_att": 0.9, "replace_rel": 0.55}})
+    rows = result_tables.results_table({"clip": {"swap_att": ms}, "full": {"swap_att": 0.9, "replace_rel": 0.55}})
     assert rows[0] == ["method", "swap_att", "replace_rel"]
     assert rows[1] == ["clip", "60.0 ± 10.0", "–"] and rows[2] == ["full", "90.0", "55.0"]
 
@@ -37,20 +37,20 @@ def test_mean_std_and_table():
 def test_report_writes_markdown_and_html_with_the_same_content(tmp_path):
     img = tmp_path / "s.png"
     Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(img)
-    rep = KR.Report("t", tmp_path)
+    rep = page.Report("t", tmp_path)
     rep.heading("Accuracy")
-    rep.table(R.results_table({"full": {"swap_att": 0.9}, "clip": {"swap_att": 0.6}}))
+    rep.table(result_tables.results_table({"full": {"swap_att": 0.9}, "clip": {"swap_att": 0.6}}))
     neg = {"type": "swap_att", "text": "a blue circle left of a red square", "to": "blue"}
     rep.samples([{"image": str(img), "captions": ["a red circle left of a blue square"],
                   "pseudo_captions": [{"text": "the circle is red"}], "hard_negatives": [neg]}])
-    fig = R.plot_curves({"full": [{"step": 1, "loss": 2.0}, {"step": 2, "loss": 1.0}]}, ["loss"],
+    fig = result_tables.plot_curves({"full": [{"step": 1, "loss": 2.0}, {"step": 2, "loss": 1.0}]}, ["loss"],
                         tmp_path / "f" / "loss.png", "loss")
     rep.image(fig, "loss")
     md, ht = rep.write()
     m, h = md.read_text(), ht.read_text()
     for s in ("Accuracy", "90.0", "60.0", "the circle is red"):
         assert s in m and s in h
-    assert "**blue**" in m and f'color:{KR.EDIT_COLOURS["swap_att"]}' in h
+    assert "**blue**" in m and f'color:{page.EDIT_COLOURS["swap_att"]}' in h
     # the figure inline as it is, the sample photo as a small JPEG thumbnail
     assert "f/loss.png" in m and h.count("data:image/png;base64") == 1 and h.count("data:image/jpeg;base64") == 1
 
@@ -89,7 +89,7 @@ def test_demo_chain_quick(tmp_path):
     res = json.loads((out / "results.json").read_text())
     assert set(res) == {"default", "clip"}
     for method in res.values():
-        assert set(R.RESULT_KEYS) <= set(method)
+        assert set(result_tables.RESULT_KEYS) <= set(method)
         assert all(0.0 <= v <= 1.0 for v in method.values())
 
 
@@ -131,7 +131,7 @@ def test_ablation_quick(tmp_path):
 
 
 def _run(method, seed, **final):
-    base = {k: 0.8 for k in R.RESULT_KEYS}
+    base = {k: 0.8 for k in result_tables.RESULT_KEYS}
     return {"method": method, "seed": seed, "final": {**base, "bias_gap": 0.02, **final}, "curve": [],
             "train_seconds": 1.0}
 

@@ -7,8 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from clusterbuild import contract as C
-from clusterbuild import shardio
+from clusterbuild import contract, shardio
 from kgclip.page import thumbnail
 
 N_IMAGES = 16
@@ -18,7 +17,7 @@ def _small_jpeg(path: Path, side: int = 96) -> bytes:
     return thumbnail(path, side, quality=85)
 
 
-def coco_samples(coco_dir: Path, n: int = N_IMAGES) -> list[C.Sample]:
+def coco_samples(coco_dir: Path, n: int = N_IMAGES) -> list[contract.Sample]:
     ann = json.loads((coco_dir / "captions_val2017_subset.json").read_text())
     caps: dict[int, list[str]] = {}
     for a in ann["annotations"]:
@@ -36,10 +35,10 @@ def coco_samples(coco_dir: Path, n: int = N_IMAGES) -> list[C.Sample]:
         text = " ".join(cs).lower()
         sens = {"gender": "male"} if " man " in f" {text} " else ({"gender": "female"} if "woman" in text else {})
         extra = {"near_duplicates": [Path(images[0]["file_name"]).stem]} if i == 1 else {}
-        meta = C.make_meta(key, "coco", cs, [{"text": "a photo of " + " ".join(first.split()[:4]), "facts": []}],
+        meta = contract.make_meta(key, "coco", cs, [{"text": "a photo of " + " ".join(first.split()[:4]), "facts": []}],
                            negs, cluster_id=i // 4, knn=[], sensitive=sens, weight=1.0 + 0.1 * (i % 3),
                            image=im["file_name"], **extra)
-        samples.append(C.Sample(key, _small_jpeg(coco_dir / "images" / im["file_name"]), "jpg", cs[0], meta))
+        samples.append(contract.Sample(key, _small_jpeg(coco_dir / "images" / im["file_name"]), "jpg", cs[0], meta))
     return samples
 
 

@@ -8,9 +8,8 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from clusterbuild import contract as C
-from clusterbuild import shardio
-from train import config as TC
+from clusterbuild import contract, shardio
+from train import config as train_config
 from train import data, loop, metrics
 from train.ahnm import ROLE_KG, ROLE_POSITIVE, ROLE_PRIMARY
 
@@ -69,8 +68,8 @@ def _write(folder, samples):
 
 
 def test_shard_failing_the_contract_names_the_shard(coco_shards, tmp_path):
-    good = list(C.iter_samples(data.resolve_shards([str(coco_shards)])))[:4]
-    bad = C.Sample(good[0].key, good[0].image, "jpg", good[0].txt, {"schema": C.SCHEMA, "key": good[0].key})
+    good = list(contract.iter_samples(data.resolve_shards([str(coco_shards)])))[:4]
+    bad = contract.Sample(good[0].key, good[0].image, "jpg", good[0].txt, {"schema": contract.SCHEMA, "key": good[0].key})
     _write(tmp_path / "s", [bad, *good[1:]])
     with pytest.raises(ValueError, match=r"000000\.tar fails the kgclip contract.*lacks required field"):
         loop.run({"model": "kgclip-tiny-64", "shards": [str(tmp_path / "s")], "out": str(tmp_path / "o"), "steps": 1, "batch_size": 4})
@@ -84,14 +83,14 @@ def test_empty_inputs_and_unknown_config_key(tmp_path):
         loop.run({"model": "kgclip-tiny-64", "shards": [str(tmp_path / "empty")], "out": str(tmp_path / "o"), "steps": 1})
     (tmp_path / "c.yaml").write_text("steps: 2\nahnm:\n  beta_max: 3\n  betta: 1\n")
     with pytest.raises(ValueError, match=r"unknown option 'ahnm.betta'"):
-        TC.from_dict(TC.load_file(tmp_path / "c.yaml"))
+        train_config.from_dict(train_config.load_file(tmp_path / "c.yaml"))
     (tmp_path / "c.toml").write_text("lr = 0.1\nlearning_rate = 2\n")
     with pytest.raises(ValueError, match=r"c.toml: unknown option 'learning_rate'"):
-        TC.from_dict(TC.load_file(tmp_path / "c.toml"), source=str(tmp_path / "c.toml"))
+        train_config.from_dict(train_config.load_file(tmp_path / "c.toml"), source=str(tmp_path / "c.toml"))
 
 
 def test_samples_without_negatives_train(coco_shards, tmp_path):
-    samples = list(C.iter_samples(data.resolve_shards([str(coco_shards)])))[:8]
+    samples = list(contract.iter_samples(data.resolve_shards([str(coco_shards)])))[:8]
     for s in samples:
         s.meta["hard_negatives"] = []
     _write(tmp_path / "s", samples)
@@ -133,7 +132,7 @@ def test_cli_run_with_config_file_and_flags(coco_shards, tmp_path):
                                  str(tmp_path / "c.toml"), "--steps", "2", "--batch-size", "8",
                                  "--batching", "random"])
     assert r.exit_code == 0, r.output
-    conf = TC.load_file(tmp_path / "o" / "config.json")
+    conf = train_config.load_file(tmp_path / "o" / "config.json")
     assert conf["loss"] == "siglip" and conf["steps"] == 2 and conf["ahnm"]["beta_max"] == 2.0
     assert conf["batching"] == "random"
     r = CliRunner().invoke(app, ["run", str(tmp_path / "nowhere"), "--out", str(tmp_path / "o2")])
@@ -158,25 +157,25 @@ def test_checkpoint_write_is_atomic(tmp_path, monkeypatch):
 def test_shipped_example_config_lists_every_option_with_its_default():
     from pathlib import Path
 
-    path = Path(TC.__file__).with_name("configs") / "full-method.toml"
-    data = TC.load_file(path)
-    assert set(data) | {"shards", "out", "pretrained"} == set(TC.TrainConfig().to_dict())
-    assert TC.from_dict(data, source=str(path)) == TC.TrainConfig()
+    path = Path(train_config.__file__).with_name("configs") / "full-method.toml"
+    data = train_config.load_file(path)
+    assert set(data) | {"shards", "out", "pretrained"} == set(train_config.TrainConfig().to_dict())
+    assert train_config.from_dict(data, source=str(path)) == train_config.TrainConfig()
 
 
 def test_config_values_of_the_wrong_type_are_errors_naming_the_option(tmp_path):
     with pytest.raises(ValueError, match=r"cfg.toml: option 'steps' must be int, got 'two'"):
-        TC.from_dict({"steps": "two"}, source="cfg.toml")
+        train_config.from_dict({"steps": "two"}, source="cfg.toml")
     with pytest.raises(ValueError, match=r"option 'ahnm.beta_max' must be float"):
-        TC.from_dict({"ahnm": {"beta_max": "high"}})
+        train_config.from_dict({"ahnm": {"beta_max": "high"}})
     with pytest.raises(ValueError, match=r"option 'fair_strata' must be bool"):
-        TC.from_dict({"fair_strata": "yes"})
-    cfg = TC.from_dict({"lr": 1, "steps": 10.0, "siglip_init_bias": "auto", "pretrained": None})
+        train_config.from_dict({"fair_strata": "yes"})
+    cfg = train_config.from_dict({"lr": 1, "steps": 10.0, "siglip_init_bias": "auto", "pretrained": None})
     assert cfg.lr == 1.0 and isinstance(cfg.lr, float) and cfg.steps == 10 and isinstance(cfg.steps, int)
-    assert TC.parse_overrides(["ahnm.beta_max=2", "loss=clip", "fair_strata=false"]) == {
+    assert train_config.parse_overrides(["ahnm.beta_max=2", "loss=clip", "fair_strata=false"]) == {
         "ahnm": {"beta_max": 2}, "loss": "clip", "fair_strata": False}
     with pytest.raises(ValueError, match="KEY=VALUE"):
-        TC.parse_overrides(["beta_max"])
+        train_config.parse_overrides(["beta_max"])
     r = CliRunner().invoke(__import__("train.cli", fromlist=["app"]).app,
                            ["run", str(tmp_path), "--out", str(tmp_path / "o"), "--set", "steps=two"])
     assert r.exit_code == 2 and "option 'steps' must be int" in r.output

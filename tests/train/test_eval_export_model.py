@@ -39,7 +39,7 @@ def test_export_loads_in_open_clip_with_identical_weights(trained, tmp_path):
 
 def test_checkpoint_loads_as_open_clip_pretrained_and_open_clip_checkpoints_evaluate(trained, tmp_path):
     from kgclip import models
-    from train import eval as E
+    from train import eval as evaluation
 
     models.register_configs()
     latest = trained / "latest.pt"
@@ -50,7 +50,7 @@ def test_checkpoint_loads_as_open_clip_pretrained_and_open_clip_checkpoints_eval
     # a checkpoint in open_clip_train's format (no model_cfg): evaluated with --model
     torch.save({"epoch": 1, "name": "x", "state_dict": {k: v for k, v in ck["state_dict"].items() if k != "logit_bias"}},
                tmp_path / "epoch_1.pt")
-    sc = E.load_scorer(tmp_path / "epoch_1.pt", model="kgclip-tiny-64")
+    sc = evaluation.load_scorer(tmp_path / "epoch_1.pt", model="kgclip-tiny-64")
     assert torch.equal(sc.model.state_dict()["text_projection"], ck["state_dict"]["text_projection"])
 
 

@@ -266,15 +266,15 @@ def test_kg_softmax_matches_loop_reference_and_adds_to_any_loss():
 
 def test_relative_bias_sigmoid_keeps_t_fixed_and_learns_the_bias_in_cosine_units():
     """siglip-rel: logits = t·(cos − β) with t fixed; b = −t·β is what open_clip stores."""
-    from train import config as TC
-    from train import model as M
+    from train import config as train_config
+    from train import model
 
-    cfg = TC.TrainConfig(loss="siglip-rel", siglip_init_scale=20.0, rel_bias_init=0.4, logit_lr=0.01).validate()
-    built = M.create(cfg)
+    cfg = train_config.TrainConfig(loss="siglip-rel", siglip_init_scale=20.0, rel_bias_init=0.4, logit_lr=0.01).validate()
+    built = model.create(cfg)
     assert not built.base.logit_scale.requires_grad and built.base.logit_bias.requires_grad
     assert float(built.base.logit_scale.exp()) == pytest.approx(20.0)
     assert float(built.base.logit_bias.detach()) == pytest.approx(-20.0 * 0.4)
-    groups = M.param_groups(built.model, cfg)
+    groups = model.param_groups(built.model, cfg)
     assert [g["lr"] for g in groups if any(p is built.base.logit_bias for p in g["params"])] == [0.01 * 20.0]
     B, T = 4, 6
     labels, weights, row_w = _layout(B, T, seed=5)
