@@ -67,6 +67,8 @@ class BuildConfig:
     refine_floor: float = FLOOR  # the least share of a type's leaning side the refinement keeps
     progress: bool = True
     rewrite: RewriteConfig | None = None  # `--rewrite ollama` (kgaug/rewrite.py); None: off
+    engine: str = "local"  # local (this machine's cores) | ray (kgaug/engine/ray_engine.py)
+    ray_address: str | None = None  # --engine ray: a running cluster ("auto", "ray://host:port"); None: start one here
 
 
 def sensitive_option(cfg: BuildConfig) -> dict | None:
@@ -106,8 +108,17 @@ def records(cfg: BuildConfig) -> Iterator[Record | Skip]:
     raise InputError(f"unknown --source {cfg.source!r} (one of {', '.join(SOURCES)})")
 
 
+ENGINES = ("local", "ray")
+
+
 def precheck(cfg: BuildConfig) -> None:
     """Fail on an unusable input before the slow start-up (WordNet, spaCy): one clear error."""
+    if cfg.engine not in ENGINES:
+        raise InputError(f"unknown --engine {cfg.engine!r} (one of {', '.join(ENGINES)})")
+    if cfg.engine == "ray":
+        from kgaug.engine.ray_engine import _ray
+
+        _ray()  # installed? (else how to install it)
     if cfg.source not in SOURCES:
         raise InputError(f"unknown --source {cfg.source!r} (one of {', '.join(SOURCES)})")
     if cfg.source in ("vg", "synthetic"):
@@ -180,20 +191,21 @@ def expected_images(cfg: BuildConfig) -> int | None:
 def _options(cfg: BuildConfig) -> dict:
     """The build's options as report.json records them (the rewrite's only when it is on)."""
     opts = {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(cfg).items()
-            if k not in ("progress", "overwrite") and not (k == "rewrite" and v is None)}
+            if k not in ("progress", "overwrite", "engine", "ray_address") and not (k == "rewrite" and v is None)}
     if cfg.rewrite is not None:
         opts["rewrite"] = {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(cfg.rewrite).items()}
     return opts
 
 
-def _write_table(spill: Path, kg: KG, gen: Generator, cfg: BuildConfig, report: Report, n: int, console) -> Path:
+def _write_table(engine, spill: Path, kg: KG, gen: Generator, cfg: BuildConfig, report: Report, n: int,
+                 console) -> Path:
     """Pass 2 into OUT/table.tmp (removed by `build` if anything fails): the folder written."""
     tmp_dir = Path(cfg.out) / (TABLE_DIR + ".tmp")
     shutil.rmtree(tmp_dir, ignore_errors=True)
     tmp_dir.mkdir()
     parts = PartWriter(tmp_dir, cfg.rows_per_part)
     with progress_bar("negatives", n, cfg.progress, console) as bar:
-        for table in local.pass2(spill, kg, gen, cfg, report, n):
+        for table in engine.pass2(spill, kg, gen, cfg, report, n):
             parts.add(table)
             bar.advance(table.num_rows)
     parts.close()
@@ -261,8 +273,14 @@ def build(cfg: BuildConfig, console=None) -> Report:
     kg = KG(wn, vg)
     if cfg.kg is not None:
         kg.load_counts(cfg.kg)
-    spill = out / SPILL
+    spill = out.resolve() / SPILL  # (absolute: an engine's workers may run elsewhere)
     seconds = {"read_and_count": 0.0, "refine": 0.0, "generate": 0.0}
+    ray_engine = None
+    engine = local
+    if cfg.engine == "ray":
+        from kgaug.engine.ray_engine import RayEngine
+
+        engine = ray_engine = RayEngine(cfg.ray_address, cfg.workers)
     # WordNet, the synset maps and (after pass 1) the KG are hundreds of thousands of long-lived
     # objects: keep the cyclic GC from re-scanning them all the time (and from touching forked
     # workers' shared pages). Undone at the end, so repeated builds in one process leak nothing.
@@ -271,7 +289,7 @@ def build(cfg: BuildConfig, console=None) -> Report:
         total = expected_images(cfg) if cfg.progress else cfg.limit
         with progress_bar(f"read {cfg.source}", total, cfg.progress, console) as bar:
             try:
-                n = local.pass1(cfg, lambda: records(cfg), kg, report, spill, bar, beside=start_up.start)
+                n = engine.pass1(cfg, lambda: records(cfg), kg, report, spill, bar, beside=start_up.start)
             finally:
                 start_up.settle()
         start_up.join()
@@ -285,7 +303,7 @@ def build(cfg: BuildConfig, console=None) -> Report:
         if cfg.refine and cfg.negatives_per_type > 0:
             report.extra["refinement"] = refinement(lambda: spill_records(spill), kg, gen, cfg)
             seconds["refine"] = time.perf_counter() - t1
-        tmp_dir = _write_table(spill, kg, gen, cfg, report, n, console)
+        tmp_dir = _write_table(engine, spill, kg, gen, cfg, report, n, console)
         if rewriter is not None:
             t_rw = time.perf_counter()
             tmp_dir = _rewrite(tmp_dir, rewriter, kg, cfg, report, console)
@@ -300,6 +318,9 @@ def build(cfg: BuildConfig, console=None) -> Report:
         spill.unlink(missing_ok=True)
         shutil.rmtree(out / (TABLE_DIR + ".tmp"), ignore_errors=True)  # a failed run's partial parts
         gc.unfreeze()
+        if ray_engine is not None:
+            ray_engine.close()
+            report.extra["engine"] = ray_engine.info
     _finish_report(report, kg, gen, wn, n, seconds)
     report.write(out / REPORT_FILE)
     report_page(report, out, cfg.seed)

@@ -56,6 +56,11 @@ def build(
     workers: int = typer.Option(0, "--workers", min=0, help="Processes for both passes: reading VG "
                                 "scene_graphs.json in byte ranges or parsing captions with spaCy, and negative "
                                 "generation (0: one per core for large inputs). Output bytes do not depend on it."),
+    engine: str = typer.Option("local", "--engine", help="What runs the two passes: 'local' (this machine's "
+                               "cores, forked workers) or 'ray' (Ray tasks and actors; needs kgclip[ray]). Same "
+                               "table either way."),
+    ray_address: str = typer.Option(None, "--ray-address", help="--engine ray: a running Ray cluster ('auto' or "
+                                    "ray://HOST:PORT); default: start Ray on this machine (--workers CPUs)."),
     refine: bool = typer.Option(True, "--refine/--no-refine", help="Adversarial refinement: thin the negatives of "
                                 "a type that a text-only LM of the corpus's captions tells from their caption, "
                                 "choosing other valid edits instead (counted in report.json)."),
@@ -109,7 +114,8 @@ def build(
                       sensitive=sensitive, seed=seed, limit=limit, spacy_model=spacy_model, conceptnet=conceptnet,
                       wordnet=not no_wordnet, negatives_per_type=negatives_per_type, pseudo_captions=n_pseudo,
                       kg=kg, rows_per_part=rows_per_part, region_captions=region_captions, workers=workers,
-                      refine=refine, refine_floor=refine_floor, overwrite=overwrite, progress=progress and not quiet, rewrite=rc)
+                      refine=refine, refine_floor=refine_floor, overwrite=overwrite, progress=progress and not quiet,
+                      rewrite=rc, engine=engine, ray_address=ray_address)
     try:
         report = run(cfg)
     except (InputError, SpacyModelMissing, WordNetMissing, OllamaUnavailable) as e:

@@ -106,6 +106,14 @@ class WordNet:
             except (LookupError, ImportError, OSError) as e:
                 raise WordNetMissing(f"{INSTALL_HINT} ({type(e).__name__})") from None
 
+    def __getstate__(self) -> dict:
+        """Sent to another process (a Ray worker) as whether it is on: the receiver loads WordNet
+        itself, with empty caches (they are answers, not state: the same questions get them again)."""
+        return {"enabled": self.enabled, "loaded": self.wn is not None}
+
+    def __setstate__(self, state: dict) -> None:
+        self.__init__(state["enabled"], defer=not state["loaded"])  # type: ignore[misc]
+
     def after_fork(self) -> None:
         """Give a forked process its own WordNet data files: nltk keeps them open and seeks before
         each read, and a forked child shares the parent's file offsets, so two processes reading at

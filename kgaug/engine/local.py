@@ -239,16 +239,27 @@ def pass1(cfg, read: Callable[[], Iterable[Record | Skip]], kg: KG, report: Repo
 # -- pass 1 in forked workers, one byte range of scene_graphs.json per task ----------------------------
 
 
-def parallel_plan(cfg):
-    """(skips before the first record, plan, workers) when pass 1 runs in workers; else None (sequential:
-    other sources, --limit, split VG files, region captions, one worker, no fork)."""
-    if cfg.source not in ("vg", "synthetic") or cfg.limit is not None or cfg.vg_dir is None or not can_fork():
+def reads_in_ranges(cfg) -> bool:
+    """Whether pass 1 can read this input in byte ranges: one VG `scene_graphs.json`, no --limit, no
+    region captions (those are read in lockstep with the graphs)."""
+    if cfg.source not in ("vg", "synthetic") or cfg.limit is not None or cfg.vg_dir is None:
+        return False
+    vg = Path(cfg.vg_dir)
+    return (vg / "scene_graphs.json").is_file() and not (
+        cfg.region_captions and (vg / "region_descriptions.json").exists())
+
+
+def parallel_plan(cfg, workers: int | None = None):
+    """(skips before the first record, plan, workers) when pass 1 runs over byte ranges; else None
+    (sequential: other sources, --limit, split VG files, region captions, one worker, no fork).
+    `workers`: how many run at once (default: `--workers`, else one per core for large inputs)."""
+    if not reads_in_ranges(cfg):
         return None
-    sg = Path(cfg.vg_dir) / "scene_graphs.json"
-    if not sg.is_file():
-        return None
-    size = sg.stat().st_size
-    workers = cfg.workers or (min(cores(), 8) if size >= PASS1_PARALLEL_MIN_BYTES else 1)
+    size = (Path(cfg.vg_dir) / "scene_graphs.json").stat().st_size
+    if workers is None:
+        if not can_fork():
+            return None
+        workers = cfg.workers or (min(cores(), 8) if size >= PASS1_PARALLEL_MIN_BYTES else 1)
     if workers <= 1:
         return None
     from kgaug.build import sensitive_option
@@ -262,7 +273,7 @@ def parallel_plan(cfg):
 
 
 @dataclass
-class _RangeResult:
+class RangeResult:
     index: int
     end_range: int | None  # the range this one stopped at (None: it read to the end of the file)
     end_char: int  # characters from this range's start to there
@@ -272,22 +283,20 @@ class _RangeResult:
     spill: str
 
 
-_P1: dict = {}  # set before forking: workers inherit the plan
-
-
-def _range_spill(spill: Path, index: int) -> Path:
+def range_spill(spill: Path, index: int) -> Path:
     return spill.with_name(f"{spill.name}.{index:05d}")
 
 
-def _pass1_range(index: int) -> _RangeResult:
+def pass1_range(plan, spill: Path, index: int) -> RangeResult:
+    """Pass 1 over one byte range of `scene_graphs.json`: its images kept into a spill file of its own,
+    its counts and report returned (a task of any engine)."""
     from kgaug.jsonstream import Part
     from kgaug.sources.vg import read_part
 
-    plan, spill = _P1["plan"], _P1["spill"]
     part = Part(plan.starts, index)
     report = Report(plan.source, {})
     counts = KG()
-    path = _range_spill(spill, index)
+    path = range_spill(spill, index)
     with open(path, "wb") as f:
         for item in read_part(plan, part):
             if isinstance(item, Skip):
@@ -297,7 +306,14 @@ def _pass1_range(index: int) -> _RangeResult:
             line = image.keep(item, None, counts, report, prune=False)
             if line is not None:
                 write_spill(f, line)
-    return _RangeResult(index, part.end_range, part.end_char, part.items, report, counts.corpus_counts(), str(path))
+    return RangeResult(index, part.end_range, part.end_char, part.items, report, counts.corpus_counts(), str(path))
+
+
+_P1: dict = {}  # set before forking: workers inherit the plan
+
+
+def _pass1_range_forked(index: int) -> RangeResult:
+    return pass1_range(_P1["plan"], _P1["spill"], index)
 
 
 def _spilled_names(path: Path) -> Iterator[list[str]]:
@@ -306,11 +322,11 @@ def _spilled_names(path: Path) -> Iterator[list[str]]:
         yield [o[O_NAME] for o in read_spill(blob).graph[0]]
 
 
-def pass1_parallel(kg: KG, report: Report, spill: Path, bar, skips: list[Skip], plan, workers: int,
-                   beside=None) -> int:
-    """Ranges read in workers, merged here in file order: the same report, KG counts and spill as one
-    sequential read. A range whose start was not a real record boundary is detected by the range
-    before it, which then reads on (its results replace the later ranges')."""
+def merge_ranges(kg: KG, report: Report, spill: Path, bar, skips: list[Skip], plan,
+                 results: Iterable[RangeResult]) -> int:
+    """The ranges' results, taken in range order, merged into one report, one KG count and one spill:
+    the same as one sequential read. A range whose start was not a real record boundary is detected by
+    the range before it, which then reads on (its results replace the later ranges')."""
     for s in skips:
         report.skip(s.where, s.reason)
     n, want, items_before, chars_before = 0, 0, 0, 0
@@ -318,13 +334,8 @@ def pass1_parallel(kg: KG, report: Report, spill: Path, bar, skips: list[Skip], 
     def where(w) -> str:
         return w.absolute(items_before, chars_before) if isinstance(w, RelativeWhere) else w
 
-    _P1.update(plan=plan, spill=spill)
     try:
-        with open(spill, "wb") as out, \
-                multiprocessing.get_context("fork").Pool(workers) as pool:
-            results = pool.imap(_pass1_range, range(len(plan.starts)))
-            if beside is not None:  # the workers are forked: a thread here cannot be copied into them
-                beside()
+        with open(spill, "wb") as out:
             for res in results:
                 path = Path(res.spill)
                 if res.index == want:
@@ -341,10 +352,23 @@ def pass1_parallel(kg: KG, report: Report, spill: Path, bar, skips: list[Skip], 
                 if want is None:
                     break
     finally:
-        _P1.clear()
         for k in range(len(plan.starts)):
-            _range_spill(spill, k).unlink(missing_ok=True)
+            range_spill(spill, k).unlink(missing_ok=True)
     return n
+
+
+def pass1_parallel(kg: KG, report: Report, spill: Path, bar, skips: list[Skip], plan, workers: int,
+                   beside=None) -> int:
+    """Ranges read in forked workers, merged here in file order (`merge_ranges`)."""
+    _P1.update(plan=plan, spill=spill)
+    try:
+        with multiprocessing.get_context("fork").Pool(workers) as pool:
+            results = pool.imap(_pass1_range_forked, range(len(plan.starts)))
+            if beside is not None:  # the workers are forked: a thread here cannot be copied into them
+                beside()
+            return merge_ranges(kg, report, spill, bar, skips, plan, results)
+    finally:
+        _P1.clear()
 
 
 # -- pass 2: one table row per spilled image ---------------------------------------------------------
@@ -382,9 +406,12 @@ def _after_fork() -> None:
 
 
 def _work(blobs: list[bytes]) -> tuple[pa.Table, Counter, Counter, Counter]:
-    """One chunk in a worker, sent back as an Arrow table: its buffers pickle for a fraction of
-    what the row dicts would cost to pickle here and unpickle in the parent."""
-    kg, gen, cfg = _STATE["kg"], _STATE["gen"], _STATE["cfg"]
+    return chunk_rows(blobs, _STATE["kg"], _STATE["gen"], _STATE["cfg"])
+
+
+def chunk_rows(blobs: list[bytes], kg: KG, gen: Generator, cfg) -> tuple[pa.Table, Counter, Counter, Counter]:
+    """One chunk in a worker (of any engine), sent back as an Arrow table (its buffers pickle for a
+    fraction of what the row dicts would cost) with its report counts and rejections."""
     report = Report(cfg.source, {})
     before = Counter(gen.rejected)
     table = rows_table(blobs, kg, gen, cfg, report)
@@ -392,6 +419,15 @@ def _work(blobs: list[bytes]) -> tuple[pa.Table, Counter, Counter, Counter]:
     rejected.subtract(before)
     gc.collect(1)
     return table, report.counts, report.negatives, +rejected
+
+
+def merge_chunks(results: Iterable[tuple], gen: Generator, report: Report) -> Iterator[pa.Table]:
+    """Chunks' results in spill order: their counts into the report, their tables yielded."""
+    for table, counts, negatives, rejected in results:
+        report.counts.update(counts)
+        report.negatives.update(negatives)
+        gen.rejected.update(rejected)
+        yield table
 
 
 def pass2(spill: Path, kg: KG, gen: Generator, cfg, report: Report, n: int) -> Iterator[pa.Table]:
@@ -406,10 +442,6 @@ def pass2(spill: Path, kg: KG, gen: Generator, cfg, report: Report, n: int) -> I
     _STATE.update(kg=kg, gen=gen, cfg=cfg)
     try:
         with multiprocessing.get_context("fork").Pool(workers, initializer=_after_fork) as pool:
-            for table, counts, negatives, rejected in pool.imap(_work, chunks(spill, PASS2_CHUNK)):
-                report.counts.update(counts)
-                report.negatives.update(negatives)
-                gen.rejected.update(rejected)
-                yield table
+            yield from merge_chunks(pool.imap(_work, chunks(spill, PASS2_CHUNK)), gen, report)
     finally:
         _STATE.clear()
