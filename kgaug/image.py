@@ -77,6 +77,7 @@ class CaptionParser:
         from kgaug.parse import load_nlp
 
         self.nlp = load_nlp(model)
+        self.model = model
         self.batch_size = batch_size
         self.report = report
 

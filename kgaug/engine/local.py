@@ -144,13 +144,15 @@ class ParsePool:
 
 class _Pass1:
     """One sequential read: every record kept (`image.keep`) into the spill; caption records parsed
-    in batches first, by a `ParsePool` once a whole batch shows the workers are worth starting."""
+    in batches first, by a parse pool once a whole batch shows the workers are worth starting
+    (`parse_pool(parser, workers)`, by default a `ParsePool` of forked workers)."""
 
-    def __init__(self, cfg, kg: KG, report: Report, f) -> None:
+    def __init__(self, cfg, kg: KG, report: Report, f, parse_pool=None, workers: int = 0) -> None:
         self.cfg, self.kg, self.report, self.f = cfg, kg, report, f
         self.parser: image.CaptionParser | None = None
-        self.pool: ParsePool | None = None
-        self.workers = cfg.workers or min(cores(), 8)
+        self.pool = None
+        self.parse_pool = parse_pool
+        self.workers = workers or cfg.workers or min(cores(), 8)
         self.pending: list[Record] = []
         self.held: list[Skip] = []  # with a pool: reader skips since the last batch, reported in order with it
         self.n = 0
@@ -172,8 +174,9 @@ class _Pass1:
             self.parser = image.CaptionParser(self.cfg.spacy_model, self.cfg.batch_size, self.report)
         self.pending.append(rec)
         if len(self.pending) >= max(8, self.cfg.batch_size // 4):
-            if self.pool is None and self.workers > 1 and can_fork():
-                self.pool = ParsePool(self.parser, self.workers)  # a whole batch: worth the workers
+            if self.pool is None and self.workers > 1 and (self.parse_pool is not None or can_fork()):
+                make = self.parse_pool or ParsePool
+                self.pool = make(self.parser, self.workers)  # a whole batch: worth the workers
             self.flush()
 
     def flush(self) -> None:
@@ -207,16 +210,17 @@ class _Pass1:
 
 
 def pass1(cfg, read: Callable[[], Iterable[Record | Skip]], kg: KG, report: Report, spill: Path, bar,
-          beside: Callable[[], None] | None = None) -> int:
+          beside: Callable[[], None] | None = None, parse_pool=None, workers: int = 0) -> int:
     """Read, count and spill every record; the number of images kept. `read()`: the source's records.
     `beside`: work for this process while pass 1 runs in forked workers (started after they are
-    forked; not called on the sequential path)."""
-    parallel = parallel_plan(cfg)
+    forked; not called on the sequential path). `parse_pool(parser, workers)`: what parses caption
+    batches (another engine's; default: forked workers), `workers` of them."""
+    parallel = parallel_plan(cfg) if parse_pool is None else None
     if parallel is not None:
         return pass1_parallel(kg, report, spill, bar, *parallel, beside=beside)
     needs_parse = cfg.source in ("coco", "captions", "webdataset")
     with open(spill, "wb") as f:
-        run = _Pass1(cfg, kg, report, f)
+        run = _Pass1(cfg, kg, report, f, parse_pool, workers)
         try:
             for item in read():
                 if isinstance(item, Skip):

@@ -3,8 +3,9 @@ and actors, on a laptop (`ray.init` on this machine's cores) or a cluster (`--ra
 
 - Pass 1 on a VG `scene_graphs.json`: one Ray task per byte range (`local.pass1_range`), taken back
   in range order and merged by the driver (`local.merge_ranges`): the report, the KG's counts (values
-  and key order) and the spill equal a sequential read's. Other sources are read by the local engine
-  (caption parsing stays on this machine's cores).
+  and key order) and the spill equal a sequential read's. Caption sources are read by the driver and
+  their caption batches parsed by Ray actors (one spaCy pipeline each, `RayParsePool`), taken back in
+  order. VG with region phrases (read in lockstep with them) is read by the driver alone.
 - Pass 2: the finished KG and generator are put once in the object store; a pool of actors (one per
   CPU Ray offers) each load them once (WordNet is re-read there) and turn chunks of the spill into
   Arrow tables, handed back in spill order; the driver writes the parts. The table is the local
@@ -100,10 +101,42 @@ def _fault_once() -> None:
     os._exit(1)
 
 
+class RayParsePool:
+    """Caption batches parsed by Ray actors (one spaCy pipeline each), taken back in submission order:
+    the interface of `local.ParsePool`, so the parses, the report and the spill are the local engine's."""
+
+    def __init__(self, engine: RayEngine, parser, workers: int) -> None:
+        self.ray = engine._start()
+        source = parser.report.source
+        self.actors = [engine._parse_worker.remote(parser.model, parser.batch_size, source)
+                       for _ in range(max(1, workers))]
+        self.inflight: collections.deque = collections.deque()
+        self.depth = 2 * len(self.actors)
+        self.sent = 0
+
+    def submit(self, records: list, skips: list) -> Iterator[tuple]:
+        actor = self.actors[self.sent % len(self.actors)]
+        self.sent += 1
+        self.inflight.append((skips, actor.parse.remote(records)))
+        while len(self.inflight) > self.depth:
+            yield self._take()
+
+    def drain(self) -> Iterator[tuple]:
+        while self.inflight:
+            yield self._take()
+
+    def _take(self) -> tuple:
+        skips, ref = self.inflight.popleft()
+        return (skips, *self.ray.get(ref))
+
+    def close(self) -> None:
+        for a in self.actors:
+            self.ray.kill(a)
+
+
 class RayEngine:
     """`pass1` and `pass2` with the local engine's signatures (kgaug/build.py picks one). Ray is
-    started (or joined) at its first use, so a caption source's pass 1, read and parsed by the local
-    engine's forked workers, never forks a process that runs Ray."""
+    started (or joined) at its first use; nothing is forked once it runs."""
 
     def __init__(self, address: str | None = None, workers: int = 0) -> None:
         _ray()
@@ -129,7 +162,22 @@ class RayEngine:
                     _fault_once()
                     return local.chunk_rows(blobs, self.gen.kg, self.gen, self.cfg)
 
+            @ray.remote(max_restarts=RETRIES, max_task_retries=RETRIES)
+            class ParseWorker:
+                """Holds a spaCy pipeline (loaded once); parses batches of caption records."""
+
+                def __init__(self, model: str, batch_size: int, source: str) -> None:
+                    from kgaug.image import CaptionParser
+
+                    self.source = source
+                    self.parser = CaptionParser(model, batch_size, Report(source, {}))
+
+                def parse(self, records: list) -> tuple:
+                    self.parser.report = Report(self.source, {})
+                    return list(self.parser.run(records)), self.parser.report
+
             self._worker = RowWorker
+            self._parse_worker = ParseWorker
             self.cpus_used = self.info["cpus"] = self.session.cpus()
         return self.session.ray
 
@@ -142,7 +190,13 @@ class RayEngine:
         if local.reads_in_ranges(cfg):
             self._start()
             planned = local.parallel_plan(cfg, workers=max(2, self.cpus_used))
-        if planned is None:  # not one VG scene-graph file read in ranges: this machine reads it
+        if cfg.source in ("coco", "captions", "webdataset"):  # read here, parsed by Ray actors
+            self._start()
+            self.info["pass1"] = f"read here, captions parsed by ray: {self.cpus_used} actors"
+            return local.pass1(cfg, read, kg, report, spill, bar, beside,
+                               parse_pool=lambda parser, workers: RayParsePool(self, parser, workers),
+                               workers=self.cpus_used)
+        if planned is None:  # VG read in lockstep with region phrases, or too small: read here
             return local.pass1(cfg, read, kg, report, spill, bar, beside)
         ray, workers = self.session.ray, self.cpus_used
         skips, plan, _ = planned

