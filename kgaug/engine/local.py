@@ -110,22 +110,25 @@ def _parse_batch(records: list[Record]) -> tuple[list[tuple[Record, list[Caption
     return list(parser.run(records)), parser.report
 
 
-class ParsePool:
-    """Caption batches parsed by spaCy in forked workers (the pipeline is loaded once, in the parent,
-    and shared copy-on-write), taken back in submission order: each batch is the one the sequential
-    path would parse, so the parses, the report and the spill are the same bytes. Parsing is most of
-    a caption source's time; reading, counting and spilling stay here, beside the workers."""
+class InOrderPool:
+    """Caption batches parsed elsewhere (`_send` a batch, `_get` its result), taken back in submission
+    order: each batch is the one the sequential path would parse, so the parses, the report and the
+    spill are the same bytes. At most `depth` batches wait: bounded memory, no idle worker."""
 
-    def __init__(self, parser: image.CaptionParser, workers: int) -> None:
-        _PARSE["parser"] = parser
-        self.pool = multiprocessing.get_context("fork").Pool(workers)
+    def __init__(self, depth: int) -> None:
         self.inflight: collections.deque = collections.deque()
-        self.depth = 2 * workers  # batches in flight: bounded memory, no idle worker
+        self.depth = depth
+
+    def _send(self, records: list[Record]):
+        raise NotImplementedError
+
+    def _get(self, handle) -> tuple:
+        raise NotImplementedError
 
     def submit(self, records: list[Record], skips: list[Skip]) -> Iterator[tuple]:
         """Queue a batch (with the reader's skips met while it was gathered, reported before it as a
         sequential read would); yield (skips, parsed pairs, report) of the batches due."""
-        self.inflight.append((skips, self.pool.apply_async(_parse_batch, (records,))))
+        self.inflight.append((skips, self._send(records)))
         while len(self.inflight) > self.depth:
             yield self._take()
 
@@ -134,8 +137,25 @@ class ParsePool:
             yield self._take()
 
     def _take(self) -> tuple:
-        skips, result = self.inflight.popleft()
-        return (skips, *result.get())
+        skips, handle = self.inflight.popleft()
+        return (skips, *self._get(handle))
+
+
+class ParsePool(InOrderPool):
+    """Caption batches parsed by spaCy in forked workers (the pipeline is loaded once, in the parent,
+    and shared copy-on-write). Parsing is most of a caption source's time; reading, counting and
+    spilling stay here, beside the workers."""
+
+    def __init__(self, parser: image.CaptionParser, workers: int) -> None:
+        super().__init__(2 * workers)
+        _PARSE["parser"] = parser
+        self.pool = multiprocessing.get_context("fork").Pool(workers)
+
+    def _send(self, records: list[Record]):
+        return self.pool.apply_async(_parse_batch, (records,))
+
+    def _get(self, handle) -> tuple:
+        return handle.get()
 
     def close(self) -> None:
         self.pool.terminate()

@@ -101,33 +101,25 @@ def _fault_once() -> None:
     os._exit(1)
 
 
-class RayParsePool:
-    """Caption batches parsed by Ray actors (one spaCy pipeline each), taken back in submission order:
-    the interface of `local.ParsePool`, so the parses, the report and the spill are the local engine's."""
+class RayParsePool(local.InOrderPool):
+    """Caption batches parsed by Ray actors (one spaCy pipeline each), taken back in submission order
+    (`local.InOrderPool`), so the parses, the report and the spill are the local engine's."""
 
     def __init__(self, engine: RayEngine, parser, workers: int) -> None:
         self.ray = engine._start()
         source = parser.report.source
         self.actors = [engine._parse_worker.remote(parser.model, parser.batch_size, source)
                        for _ in range(max(1, workers))]
-        self.inflight: collections.deque = collections.deque()
-        self.depth = 2 * len(self.actors)
+        super().__init__(2 * len(self.actors))
         self.sent = 0
 
-    def submit(self, records: list, skips: list) -> Iterator[tuple]:
+    def _send(self, records: list):
         actor = self.actors[self.sent % len(self.actors)]
         self.sent += 1
-        self.inflight.append((skips, actor.parse.remote(records)))
-        while len(self.inflight) > self.depth:
-            yield self._take()
+        return actor.parse.remote(records)
 
-    def drain(self) -> Iterator[tuple]:
-        while self.inflight:
-            yield self._take()
-
-    def _take(self) -> tuple:
-        skips, ref = self.inflight.popleft()
-        return (skips, *self.ray.get(ref))
+    def _get(self, handle) -> tuple:
+        return self.ray.get(handle)
 
     def close(self) -> None:
         for a in self.actors:
