@@ -116,9 +116,9 @@ def precheck(cfg: BuildConfig) -> None:
     if cfg.engine not in ENGINES:
         raise InputError(f"unknown --engine {cfg.engine!r} (one of {', '.join(ENGINES)})")
     if cfg.engine == "ray":
-        from kgaug.engine.ray_engine import _ray
+        from kgaug.engine.ray_engine import require_ray
 
-        _ray()  # installed? (else how to install it)
+        require_ray()  # installed? (else how to install it)
     if cfg.source not in SOURCES:
         raise InputError(f"unknown --source {cfg.source!r} (one of {', '.join(SOURCES)})")
     if cfg.source in ("vg", "synthetic"):

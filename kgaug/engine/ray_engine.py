@@ -38,7 +38,8 @@ RETRIES = 3  # per task (and per actor restart) when a worker process dies
 _ENV = ("NLTK_DATA", "PYTHONHASHSEED", "HF_HUB_OFFLINE", "KGAUG_RAY_FAULT")
 
 
-def _ray():
+def require_ray():
+    """The `ray` module, or an InputError saying how to install it."""
     try:
         import ray
     except ImportError:
@@ -51,7 +52,7 @@ class Session:
     shuts down only what it started."""
 
     def __init__(self, address: str | None = None, workers: int = 0) -> None:
-        self.ray = _ray()
+        self.ray = require_ray()
         self.started = False
         if not self.ray.is_initialized():
             # Ray's C++ core logs, at error level, that restartable actors take their arguments from the
@@ -131,7 +132,7 @@ class RayEngine:
     started (or joined) at its first use; nothing is forked once it runs."""
 
     def __init__(self, address: str | None = None, workers: int = 0) -> None:
-        _ray()
+        require_ray()
         self.address, self.workers = address, workers
         self.session: Session | None = None
         self.cpus_used = 0
