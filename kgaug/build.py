@@ -65,6 +65,7 @@ class BuildConfig:
     overwrite: bool = False  # replace an earlier build in `out` (else an error before any work)
     refine: bool = True  # adversarial refinement against a text-only LM of the corpus (kgaug/fluency.py)
     refine_floor: float = FLOOR  # the least share of a type's leaning side the refinement keeps
+    complete_graphs: bool = False  # each graph lists all a picture shows (the synthetic world): additions need no other evidence
     progress: bool = True
     rewrite: RewriteConfig | None = None  # `--rewrite ollama` (kgaug/rewrite.py); None: off
     engine: str = "local"  # local (this machine's cores) | ray (kgaug/engine/ray_engine.py)
@@ -299,7 +300,7 @@ def build(cfg: BuildConfig, console=None) -> Report:
         gc.freeze()
         t1 = time.perf_counter()
         seconds["read_and_count"] = t1 - t0
-        gen = Generator(kg, cfg.negatives_per_type)
+        gen = Generator(kg, cfg.negatives_per_type, cfg.complete_graphs)
         if cfg.refine and cfg.negatives_per_type > 0:
             report.extra["refinement"] = refinement(lambda: spill_records(spill), kg, gen, cfg)
             seconds["refine"] = time.perf_counter() - t1

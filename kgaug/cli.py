@@ -67,6 +67,11 @@ def build(
     refine_floor: float = typer.Option(0.2, "--refine-floor", min=0.0, max=1.0, help="The least share of a "
                                        "type's negatives on the side the LM tells apart that refinement keeps "
                                        "(1: keep all, as --no-refine)."),
+    complete_graphs: bool = typer.Option(False, "--complete-graphs", help="Each image's scene graph lists every "
+                                         "object and attribute its picture shows (a synthetic world): an object "
+                                         "or attribute it lacks is absent, so add_obj may add any plausible object "
+                                         "and add_att any attribute. Without it, add_obj adds only a person or an "
+                                         "animal no caption names, add_att only one contradicting a known one."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an earlier build in OUT (its table/, "
                                    "report.json, kg.json, images/) once the new table is complete; without it "
                                    "such an OUT is an error."),
@@ -114,7 +119,7 @@ def build(
                       sensitive=sensitive, seed=seed, limit=limit, spacy_model=spacy_model, conceptnet=conceptnet,
                       wordnet=not no_wordnet, negatives_per_type=negatives_per_type, pseudo_captions=n_pseudo,
                       kg=kg, rows_per_part=rows_per_part, region_captions=region_captions, workers=workers,
-                      refine=refine, refine_floor=refine_floor, overwrite=overwrite, progress=progress and not quiet,
+                      refine=refine, refine_floor=refine_floor, complete_graphs=complete_graphs, overwrite=overwrite, progress=progress and not quiet,
                       rewrite=rc, engine=engine, ray_address=ray_address)
     try:
         report = run(cfg)

@@ -9,6 +9,7 @@ reader can re-check a negative without this module's internals.
 from __future__ import annotations
 
 import random
+import re
 from collections import Counter
 from dataclasses import dataclass
 from functools import lru_cache
@@ -21,8 +22,11 @@ from kgaug.kg import KG
 from kgaug.scene_graph import attribute_fact, parse_fact, relation_fact
 from kgclip.vocab import NEGATIVE_TYPES
 
+_WORD = re.compile(r"[a-z0-9]+(?:'[a-z]+)?")
+SOURCE_CAPTION = "source_caption"  # report.json negative_rejections: captions no negative is edited from
 TYPES = NEGATIVE_TYPES  # the order they are generated in, the order the shard contract numbers them
 CANDIDATES_PER_SLOT = 6
+SALIENT_SCAN = 60  # add_obj: how far down an object's co-occurring objects it looks for people and animals
 
 
 @dataclass(slots=True)
@@ -121,9 +125,12 @@ def _insertion_point(np: NP, cat: str, kg: KG) -> int:
 
 
 class Generator:
-    def __init__(self, kg: KG, per_type: int) -> None:
+    def __init__(self, kg: KG, per_type: int, complete_graphs: bool = False) -> None:
         self.kg = kg
         self.per_type = per_type
+        # Does each image's graph list everything in the picture (the synthetic world)? Then an object
+        # or attribute the graph lacks is absent, and additions need no other evidence of it.
+        self.complete_graphs = complete_graphs
         self.rejected: Counter = Counter()  # (type, reason) -> n
         self._ev: Evidence | None = None  # the image `for_image` is working on
         self._rng: random.Random | None = None  # its seeded draws
@@ -155,12 +162,14 @@ class Generator:
     def replace_att_slots(self, c: Caption) -> list[tuple]:
         kg = self.kg
         category = lexicon.attribute_category()
+        replaceable = lexicon.replaceable_categories()  # not 'other' -> 'same', not a count or a pose
         out = []
         for np in c.nps:
             if not np.atts:
                 continue
             for a, span in np.atts:
-                if kg.editable_category(np.name, category.get(a)) and kg.attribute_candidates(a, 1):
+                cat = category.get(a)
+                if cat in replaceable and kg.editable_category(np.name, cat) and kg.attribute_candidates(a, 1):
                     out.append((c, np, a, span))
         return out
 
@@ -194,12 +203,30 @@ class Generator:
         # stays only on a new object the corpus shows it on ('a speed street', 'a tennis counter').
         category = lexicon.attribute_category()
         bound = [a for a in atts if a not in category]
+        described = [a for a in atts if category.get(a) not in (None, "count")]
+        animate, person = kg.is_animate(name), kg.is_person(name)
         for to in kg.object_candidates(name, CANDIDATES_PER_SLOT):
             if to in others or singular(to)[1]:
                 continue  # a plural-only word ("people") would break the article and verb number
+            if lexicon.near_synonym(name, to):
+                self._reject("replace_obj", "a near-synonym: one picture may fit both names")
+                continue  # 'a crowd' -> 'an audience', 'a bus' -> 'a vehicle'
+            if kg.is_animate(to) != animate or not kg.same_kind(name, to) or not kg.depicted_kind(to):
+                self._reject("replace_obj", "implausible: another kind of thing (WordNet)")
+                continue  # 'a group of tables skiing', 'a food riding skis', 'two cows in a direction'
+            if person and not lexicon.person_contrast(name, to):
+                self._reject("replace_obj", "a person's name that may name the same one (not a man for a woman)")
+                continue  # 'a bride on a wet beach' for a woman, 'owners' for adults, 'pedestrians' for riders
+            role = self._new_role(to, rels)
+            if role is not None:
+                self._reject("replace_obj", role)
+                continue  # 'a man in a dirty laptop', 'a monitor wearing a suit'
             if bound and not all(kg.shows_attribute(to, a) for a in bound):
                 self._reject("replace_obj", "implausible: a noun modifier the corpus never shows on the new object")
                 continue
+            if not all(kg.shows_attribute(to, a) for a in described):
+                self._reject("replace_obj", "implausible: an attribute the corpus never shows on the new object")
+                continue  # 'a yellow case', 'a tall floor', 'the shiny chair'
             if atts or rels:
                 scores = [kg.plausibility_att(to, a) for a in atts]
                 for pr, other, subj in rels:
@@ -210,6 +237,18 @@ class Generator:
                 p = kg.plausibility_cooc(to, rest)
             out.append(Candidate(p, c, [(head, lexicon.plural(to) if form else to)], name, to, name, (to,), to))
         return out
+
+    def _new_role(self, to: str, rels: list[tuple[str, str, bool]]) -> str | None:
+        """Why `to` may not take the relations of the object it replaces, or None: the corpus must
+        have it as the subject of each verb (not of a preposition: anything can be on something) and
+        as the object of each verb and preposition ('in a laptop', 'a monitor wearing')."""
+        kg = self.kg
+        for pred, _other, subj in rels:
+            if subj and not kg.is_spatial(pred) and not kg.takes_role(to, pred, None):
+                return "implausible: the corpus never has the new object do this"
+            if not subj and not kg.takes_role(None, pred, to):
+                return "implausible: the corpus never has the new object in this relation"
+        return None
 
     def replace_rel_slots(self, c: Caption) -> list[tuple]:
         kg = self.kg
@@ -264,7 +303,7 @@ class Generator:
             return []
         xa, yb = pair
         (x, xs), (y, ys) = xa, yb
-        if (kg.same_attribute(x, y) or x in {t for t, _ in b.atts} or y in {t for t, _ in a.atts}
+        if (kg.same_attribute(x, y) or not lexicon.contradicts(x, y) or x in {t for t, _ in b.atts} or y in {t for t, _ in a.atts}
                 or not kg.editable_category(a.name, category[y]) or not kg.editable_category(b.name, category[x])):
             return []
         new = (attribute_fact(y, a.name), attribute_fact(x, b.name))
@@ -343,11 +382,14 @@ class Generator:
         return {category[a] for a in known if a in category} & (_exclusive() - stated)
 
     def add_att_slots(self, c: Caption) -> list[tuple]:
-        # Noun phrases whose object has a known attribute of an exclusive category first, alone: 'a cup'
-        # whose cup the graph has white -> 'a red cup' contradicts it ('a white plate' added to a plate
-        # of unknown colour may be what the photo shows).
+        # Only noun phrases whose object has a known attribute of an exclusive category: 'a cup' whose
+        # cup the graph has white -> 'a red cup' contradicts it; 'a white plate' added to a plate of
+        # unknown colour may be what the photo shows ('an oval table', 'a black bag'). A complete graph
+        # (the synthetic world) knows every attribute, so any object may take one there, known first.
         known = [np for np in c.nps if self._known_exclusive(np)]
-        return [(c, np) for np in (known or c.nps)]
+        if self.complete_graphs:
+            return [(c, np) for np in (known or c.nps)]
+        return [(c, np) for np in known]
 
     def add_att(self, c: Caption, np: NP) -> list[Candidate]:
         out = []
@@ -356,10 +398,13 @@ class Generator:
         category = lexicon.attribute_category()  # (what kg.attribute_category reads)
         cats = {category.get(a) for a, _ in np.atts}
         only = self._known_exclusive(np)
+        known = self._ev.objects.get(name, ()) if self._ev is not None else ()
         where: dict[str, int] = {}
         for to, cat in kg.addable_attributes(name):
             if cat in cats or (only and cat not in only):
                 continue
+            if not all(lexicon.contradicts(k, to) for k in known if category.get(k) == cat):
+                continue  # a grey road is not contradicted by 'black', a silver sink by 'grey'
             new = attribute_fact(to, name)
             at = where.get(cat)
             if at is None:
@@ -378,12 +423,19 @@ class Generator:
         return [(c, last)]
 
     def add_obj(self, c: Caption, last: NP) -> list[Candidate]:
+        """'... and a dog'. Unless the graphs are complete, only a person or an animal: captions name
+        the people and animals a picture shows, so one no caption or region names is absent, while an
+        added thing ('a chair' in a kitchen, 'a sink', 'a ball' in a playroom) may be out of the
+        captions' view and in the photo."""
         names = [n.name for n in c.nps]
         out = []
         pool: dict[str, None] = {}
         kg, is_not_object = self.kg, lexicon.is_not_object
         for n in names:
-            pool.update(dict.fromkeys(kg.cooccurring(n)[:CANDIDATES_PER_SLOT]))
+            seen = kg.cooccurring(n)
+            if not self.complete_graphs:
+                seen = [to for to in seen[:SALIENT_SCAN] if lexicon.is_salient(to)]
+            pool.update(dict.fromkeys(seen[:CANDIDATES_PER_SLOT]))
         end = (last.span[1], last.span[1])
         people = self._ev is not None and self._ev.has_person()
         for to in list(pool)[:CANDIDATES_PER_SLOT * 2]:
@@ -412,6 +464,7 @@ class Generator:
         rand = rng.random
         self._ev = ev
         self._rng = rng
+        captions = [c for c in captions if self._editable(c)]
         for kind in TYPES:
             list_slots, expand = getattr(self, kind + "_slots"), getattr(self, kind)
             slots = [s for c in captions for s in list_slots(c)]
@@ -442,6 +495,22 @@ class Generator:
             if not seen_any:
                 self._reject(kind, "no candidate edit in this image's captions")
         return out
+
+    def _editable(self, c: Caption) -> bool:
+        """A caption worth editing: every word known to WordNet or a function word (not 'sittingon',
+        'one fut', 'a pictuers on the wall'), and no pair of content words said twice ('chair rolls
+        office chair rolls'): a negative keeps its caption's flaws, and a reader rejects it for them."""
+        stop = _stop_words()
+        content = [w for w in _WORD.findall(c.text.lower()) if w not in stop]
+        for w in content:
+            if not w.isdigit() and not self.kg.knows_word(w):
+                self._reject(SOURCE_CAPTION, "a word WordNet does not know (a typo, run-together words)")
+                return False
+        pairs = list(zip(content, content[1:]))
+        if len(set(pairs)) < len(pairs):
+            self._reject(SOURCE_CAPTION, "a phrase said twice (garbled text)")
+            return False
+        return True
 
     def _take(self, kind: str, ranked: list[Candidate], ev: Evidence, kept: set[str], out: list[Negative]) -> bool:
         """Pop the slot's best valid candidate (the rest stay for a later round) into `out`;
@@ -498,6 +567,14 @@ def _same_category_pair(xs: list[tuple[str, Span]], ys: list[tuple[str, Span]]
             if category.get(y[0]) == cat:
                 return x, y
     return None
+
+
+@lru_cache(maxsize=1)
+def _stop_words() -> frozenset[str]:
+    """spaCy's English stop words (imported when first asked: spaCy is slow to import)."""
+    from spacy.lang.en.stop_words import STOP_WORDS
+
+    return frozenset(STOP_WORDS)
 
 
 @lru_cache(maxsize=1)

@@ -94,6 +94,7 @@ class WordNet:
         self.cohyponyms = lru_cache(maxsize=1 << 14)(self._cohyponyms)
         self.antonyms = lru_cache(maxsize=1 << 14)(self._antonyms)
         self.lexname = lru_cache(maxsize=1 << 16)(self._lexname)
+        self.knows = lru_cache(maxsize=1 << 16)(self._knows)
         self._up: dict[tuple[tuple[str, int], int], frozenset[tuple[str, int]]] = {}  # (synset, depth) -> `_within`
         self._fds: dict[str, int] = {}  # pos -> data file, for `_data_line`
         self._parts: dict[tuple[str, str], tuple[frozenset[str], frozenset[int]]] = {}  # `_synonym_parts`
@@ -139,6 +140,14 @@ class WordNet:
         get = wn.synset_from_pos_and_offset
         return tuple(islice((get(p, offset) for p in pos for form in morphy(lemma, p, True)
                              for offset in index[form].get(p, [])), k))
+
+    def _knows(self, word: str) -> bool:
+        """WordNet has the word in some part of speech, inflected forms included ('sittingon', 'fut'
+        and 'pictuers' it has not); True when WordNet is off."""
+        wn = self.wn
+        if wn is None:
+            return True
+        return any(self.first_synsets(word, pos, 1) for pos in "nvar")
 
     def adjective_senses(self, word: str) -> int:
         """How many adjective senses WordNet lists for exactly this word (0: a noun or verb only)."""

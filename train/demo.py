@@ -136,14 +136,15 @@ def stage_build(ch: Chain, world_dir: Path, seed: int, wordnet: bool = False) ->
     crashed in its worker pool on 3,000 images (nltk file handles shared across forked workers).
     Adversarial refinement is off (`--no-refine`): the world's captions come from one template grammar,
     so a text-only LM of them learns only the world's word frequencies; the ablation's evidence is for
-    the world's full table (docs/RESULTS.md)."""
+    the world's full table (docs/RESULTS.md). Its graphs list everything each picture shows
+    (`--complete-graphs`): an object or attribute a graph lacks is absent, so additions need no more evidence."""
     table = ch.out / "table"
     local = Path(__file__).resolve().parents[1] / ".cache" / "nltk_data"  # where `make test-assets` puts it
     if "NLTK_DATA" not in os.environ and local.is_dir():
         os.environ["NLTK_DATA"] = str(local)
     extra = [] if wordnet and wordnet_available() else ["--no-wordnet"]
     ch.cli("kgaug", "build", "--source", "vg", "--vg-dir", str(world_dir), "--out", str(table),
-           "--seed", str(seed), "--no-refine", "--overwrite", *extra)
+           "--seed", str(seed), "--no-refine", "--complete-graphs", "--overwrite", *extra)
     return table
 
 

@@ -25,6 +25,9 @@ TYPICAL_SHARE = 0.5
 # An object the corpus has in this share of the images of an object already named (at least twice)
 # is likely in the picture ('a kitchen … and a chair'): add_obj never adds it.
 PRESENT_SHARE = 0.5
+# WordNet lexicographer files of nouns that name something a picture shows (replace_obj puts no other).
+DEPICTED_KINDS = frozenset({"noun.artifact", "noun.animal", "noun.person", "noun.food", "noun.plant", "noun.object",
+                            "noun.body", "noun.substance"})
 
 
 def _sat(c: float, k: float = 2.0) -> float:
@@ -537,6 +540,24 @@ class Questions:
     def is_animate(self, o: str) -> bool:
         """A person, an animal or another noun the lexicon lists as doing things (`agents`)."""
         return self.is_person(o) or lexicon.is_agent(o) or self.wn.is_kind_of(o, "animal")
+
+    def knows_word(self, word: str) -> bool:
+        """WordNet has the word (True when WordNet is off): a caption with a word it lacks ('sittingon',
+        'pictuers') is not edited into a negative."""
+        return self.wn.knows(word)
+
+    def same_kind(self, a: str, b: str) -> bool:
+        """Do the two nouns name things of one WordNet kind (lexicographer file: person, animal, food,
+        artifact, ...)? True where WordNet does not know one of them (or is off)."""
+        la, lb = self.wn.lexname(a), self.wn.lexname(b)
+        return not la or not lb or la == lb
+
+    def depicted_kind(self, o: str) -> bool:
+        """A noun whose first WordNet sense is a thing a picture shows (an artifact, animal, person,
+        food, plant, natural object, body part or substance), not a place, act or quantity ('a
+        direction', 'an amount', 'a game'); True where WordNet does not know it."""
+        lex = self.wn.lexname(o)
+        return not lex or lex in DEPICTED_KINDS
 
     def editable_category(self, o: str, cat: str | None) -> bool:
         """May an attribute of this category be added to / replaced on this object?"""

@@ -47,6 +47,27 @@ def attribute_antonyms() -> dict[str, tuple[str, ...]]:
 
 
 @cache
+def attribute_near() -> dict[str, frozenset[str]]:
+    """Colours too close to contradict each other in a photo (attributes.json `near`: grey / black)."""
+    out: dict[str, set[str]] = {}
+    for a, b in load("attributes")["near"]:
+        out.setdefault(a, set()).add(b)
+        out.setdefault(b, set()).add(a)
+    return {k: frozenset(v) for k, v in out.items()}
+
+
+def contradicts(a: str, b: str) -> bool:
+    """May `b` stand for `a` as a contradiction: neither the same word, a synonym ('same') nor near it?"""
+    return a != b and b not in attribute_same().get(a, ()) and b not in attribute_near().get(a, ())
+
+
+@cache
+def replaceable_categories() -> frozenset[str]:
+    """The attribute categories replace_att edits (attributes.json `replaceable`)."""
+    return frozenset(load("attributes")["replaceable"])
+
+
+@cache
 def not_prenominal() -> frozenset[str]:
     return frozenset(load("attributes")["not_prenominal"])
 
@@ -143,6 +164,7 @@ def _nouns() -> dict[str, Any]:
         "agents": frozenset(d["agents"]),
         "holders": frozenset(d["holders"]),
         "not_objects": frozenset(d["not_objects"]),
+        "salient": frozenset(d["salient"]),
     }
 
 
@@ -160,9 +182,39 @@ def is_agent(word: str) -> bool:
     return word in _nouns()["agents"]
 
 
+def is_salient(word: str) -> bool:
+    """A person or an animal that captions name whenever a picture shows one (nouns.json `salient`)."""
+    return word in _nouns()["salient"]
+
+
 def is_background(word: str) -> bool:
     """A noun most pictures show whether or not a caption names it (add_obj never adds one)."""
     return word in _nouns()["background"]
+
+
+@cache
+def _near_synonyms() -> dict[str, frozenset[str]]:
+    out: dict[str, set[str]] = {}
+    for group in load("nouns")["near_synonyms"]:
+        for w in group:
+            out.setdefault(w, set()).update(group)
+    return {k: frozenset(v) for k, v in out.items()}
+
+
+def near_synonym(a: str, b: str) -> bool:
+    """One picture may fit both names (nouns.json `near_synonyms`: crowd / audience, bus / vehicle)."""
+    return b in _near_synonyms().get(a, ())
+
+
+@cache
+def _person_groups() -> dict[str, int]:
+    return {w: i for i, group in enumerate(load("nouns")["person_contrasts"]) for w in group}
+
+
+def person_contrast(a: str, b: str) -> bool:
+    """Two people's names that exclude each other (nouns.json `person_contrasts`: a man, a woman)."""
+    groups = _person_groups()
+    return a in groups and b in groups and groups[a] != groups[b]
 
 
 @cache
