@@ -58,6 +58,7 @@ class Evidence:
         self._att_ok: dict[tuple[str, str], bool] = {}
         self._holds: dict[str, bool] = {}
         self._person: bool | None = None
+        self._every: dict[str, frozenset[str]] = {}
 
     @property
     def relations(self) -> set[tuple[str, str, str]]:
@@ -99,6 +100,21 @@ class Evidence:
         """Names in the graph that `name` could refer to (itself, synonyms, kinds of, kinds it is),
         sorted: those `n` with `kg.same_object(name, n)`."""
         return tuple(sorted(self._matching(name)))
+
+    def categories_of_every(self, name: str) -> frozenset[str]:
+        """Attribute categories every object of this name (or surface name) in the graph carries: where
+        two bags are listed, one white and one of no colour, the colour of 'a bag' is not known."""
+        got = self._every.get(name)
+        if got is None:
+            category = lexicon.attribute_category()
+            common: set[str] | None = None
+            for o in self.graph.objects:
+                if o.name != name and name not in {_singular(x) for x in o.names} and not o.name.endswith(" " + name):
+                    continue
+                cats = {category[a] for a in o.attributes if a in category}
+                common = cats if common is None else common & cats
+            got = self._every[name] = frozenset(common or ())
+        return got
 
     def has_object(self, name: str) -> bool:
         if self._matching(name):

