@@ -101,7 +101,7 @@ def kg_for_negatives(g: SceneGraph, image_graph_twice: bool = False) -> KG:
     # the corpus also has a couch on something and something on a dog: 'a couch on a dog' is then a
     # reversal it finds plausible (reverse_rel keeps only those)
     extra.add_object("d", ["couch"])
-    extra.add_object("e", ["rug"])
+    extra.add_object("e", ["rug"], [], ["white"])  # (replace_obj: "dogs on a white rug" for the couch)
     extra.add_object("f", ["cat"])
     extra.add_object("g", ["dog"])
     extra.add_relation("d", "on", "e")

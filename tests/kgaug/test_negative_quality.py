@@ -383,6 +383,10 @@ def test_add_att_adds_only_what_contradicts_a_known_attribute():
         rng = random.Random(seed)
         adds += [n for n in gen.for_image(pseudo_captions(known, 3, rng), Evidence(sink, kg), rng) if n.type == "add_att"]
     assert adds and {n.to for n in adds} <= {"black", "red"}, [n.text for n in adds]  # not grey, not white
+    # VG: 'a sitting person on a brown chair' where one chair is white and another has no colour: the
+    # colour of the chair the caption means is not known
+    two = _graph([("sink", ["silver"]), ("sink", []), ("counter", [])], [(0, "on", 2)])
+    assert not Evidence(two, kg).categories_of_every("sink") and Evidence(sink, kg).categories_of_every("sink")
 
 
 def test_replace_att_edits_visual_attributes_and_no_near_colour():
@@ -413,6 +417,14 @@ def test_replace_obj_keeps_the_kind_the_role_and_no_near_synonym(wordnet_ready):
     negs, _ = _negatives(woman, corpus, ("replace_obj",), wordnet=wn, complete=False)
     assert not any(n.to in ("bride", "shore", "dog") for n in negs), [n.text for n in negs]
     assert any(n.to == "man" for n in negs), [n.text for n in negs]  # a woman -> a man: false, same role
+    # VG (judged 'not ruled out'): 'a black helmet' for 'a black hat', 'tan shirts' for tan pants: a
+    # thing the captions do not name may be in the picture, a person or an animal would be named.
+    purse = _graph([("hat", ["black"]), ("car", ["grey"])], [])
+    things = [purse, _graph([("helmet", ["black"]), ("car", ["grey"])], []), _graph([("cat", []), ("dog", [])], [])]
+    negs, gen = _negatives(purse, things, ("replace_obj",), wordnet=wn, complete=False)
+    assert not negs and gen.rejected["replace_obj", "a thing for a thing: the captions do not show it absent"] > 0
+    negs, _ = _negatives(purse, things, ("replace_obj",), wordnet=wn, complete=True)
+    assert "helmet" in {n.to for n in negs}, "a complete graph shows the helmet absent"
     assert lexicon.near_synonym("beach", "shore") and lexicon.person_contrast("woman", "man")
     assert not lexicon.person_contrast("woman", "bride")
     kg = KG(wn)

@@ -13,7 +13,7 @@ from tests.kgaug.helpers import kg_for_negatives, small_graph
 def test_negatives_every_type_and_false():
     g = small_graph()
     kg = kg_for_negatives(g, image_graph_twice=True)
-    gen = Generator(kg, per_type=3)
+    gen = Generator(kg, per_type=3, complete_graphs=True)
     rng = random.Random(1)
     caps = pseudo_captions(g, 6, rng)
     negs = gen.for_image(caps, Evidence(g, kg), rng)
@@ -50,11 +50,11 @@ def test_negatives_expand_slots_lazily_and_keep_the_most_plausible_of_each_slot(
             expanded.append(_k)
             return _f(self, *slot)
         setattr(Counting, kind, counting)
-    gen = Counting(kg, per_type=1)
+    gen = Counting(kg, per_type=1, complete_graphs=True)
     negs = gen.for_image(caps, ev, random.Random(5))
     total = sum(len(getattr(gen, k + "_slots")(c)) for k in TYPES for c in caps)
     assert len(negs) == len(set(TYPES)) and len(expanded) < total
-    fresh = Generator(kg, per_type=1)
+    fresh = Generator(kg, per_type=1, complete_graphs=True)
     for n in negs:  # no valid edit of the same slot is more plausible than the one kept
         for c in caps:
             for slot in getattr(fresh, n.type + "_slots")(c):
