@@ -59,6 +59,7 @@ class Evidence:
         self._holds: dict[str, bool] = {}
         self._person: bool | None = None
         self._every: dict[str, frozenset[str]] = {}
+        self._values: dict[str, frozenset[str] | None] = {}
 
     @property
     def relations(self) -> set[tuple[str, str, str]]:
@@ -115,6 +116,29 @@ class Evidence:
                 common = cats if common is None else common & cats
             got = self._every[name] = frozenset(common or ())
         return got
+
+    def category_values(self, name: str, cat: str) -> frozenset[str] | None:
+        """The attributes of category `cat` on the graph's objects that `name` may refer to (itself, a
+        synonym, a kind of it: `matching_objects`), or None where one of them has none: a VG image that
+        lists a brown pillow and two pillows of no colour does not show 'the pillow' is not white."""
+        key = f"{cat}\t{name}"
+        if key in self._values:
+            return self._values[key]
+        category = lexicon.attribute_category()
+        names = self._matching(name) | {name}
+        found: set[str] = set()
+        out: frozenset[str] | None = None
+        for o in self.graph.objects:
+            if o.name not in names and not names & {_singular(x) for x in o.names}:
+                continue
+            got = {a for a in o.attributes if category.get(a) == cat}
+            if not got:
+                break
+            found |= got
+        else:
+            out = frozenset(found) if found else None
+        self._values[key] = out
+        return out
 
     def has_object(self, name: str) -> bool:
         if self._matching(name):

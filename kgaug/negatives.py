@@ -159,10 +159,15 @@ class Generator:
     # `<type>_slots`, and `<type>(*slot)` expands one slot into its candidate tuples (a handful of
     # replacement words, scored). `for_image` expands slots lazily, in seeded order, and stops as
     # soon as enough valid negatives are found, so most slots are never scored or validated.
+    def _categories(self) -> frozenset[str]:
+        """The categories replace_att and swap_att edit: not sizes, unless every graph is complete."""
+        cats = lexicon.replaceable_categories()  # not 'other' -> 'same', not a count or a pose
+        return cats if self.complete_graphs else cats - lexicon.subjective_categories()
+
     def replace_att_slots(self, c: Caption) -> list[tuple]:
         kg = self.kg
         category = lexicon.attribute_category()
-        replaceable = lexicon.replaceable_categories()  # not 'other' -> 'same', not a count or a pose
+        replaceable = self._categories()
         out = []
         for np in c.nps:
             if not np.atts:
@@ -170,7 +175,10 @@ class Generator:
             for a, span in np.atts:
                 cat = category.get(a)
                 if cat in replaceable and kg.editable_category(np.name, cat) and kg.attribute_candidates(a, 1):
-                    out.append((c, np, a, span))
+                    if self.complete_graphs or (kg.depicted_kind(np.name) and _modifies_noun(c.text, np, span)):
+                        out.append((c, np, a, span))
+                    else:  # 'a large amount', 'an old fashioned island'
+                        self._reject("replace_att", "not an attribute of a thing a photo shows")
         return out
 
     def replace_att(self, c: Caption, np: NP, a: str, span: Span) -> list[Candidate]:
@@ -179,9 +187,30 @@ class Generator:
         own = {x for x, _ in np.atts}
         if kg.is_person(name):  # 'a short person' -> 'a tall person', never 'a long person'
             own |= set(lexicon.load("attributes")["not_on_people_words"])
+        known: frozenset[str] = frozenset()
+        if not self.complete_graphs and self._ev is not None:
+            # Every object this name may refer to must have an attribute of the category, and the new
+            # one must contradict each: of two pillows, one brown and one of no colour, 'the pillow is
+            # white' may be true.
+            got = self._ev.category_values(name, lexicon.attribute_category()[a])
+            if got is None:
+                self._reject("replace_att", "an object of this name whose attribute the image does not give")
+                return []
+            known = got
+        animate = kg.is_animate(name)
+        natural = not self.complete_graphs and kg.natural_kind(name)
         fact = attribute_fact(a, name)
-        return [Candidate(kg.plausibility_att(name, to), c, [(span, to)], a, to, fact, (attribute_fact(to, name),), to)
-                for to in kg.attribute_candidates(a, CANDIDATES_PER_SLOT) if to not in own]
+        out = []
+        for to in kg.attribute_candidates(a, CANDIDATES_PER_SLOT):
+            if to in own or not lexicon.fits_animacy(to, animate) or lexicon.named_against(to, name):
+                continue  # 'a young monitor', 'an old boy'
+            if natural and not kg.shows_attribute(name, to):
+                continue  # 'white grass', 'black leaves'
+            if not all(lexicon.contradicts(k, to) for k in known):
+                continue
+            out.append(Candidate(kg.plausibility_att(name, to), c, [(span, to)], a, to, fact,
+                                 (attribute_fact(to, name),), to))
+        return out
 
     def replace_obj_slots(self, c: Caption) -> list[tuple]:
         kg = self.kg
@@ -265,16 +294,31 @@ class Generator:
         fact = relation_fact(pred, s, o)
         display = lexicon.display_predicate
         postures = lexicon.postures()
+        weak, movers = lexicon.relation_words("weak"), lexicon.relation_words("converse_movers")
+        single = not (c.nps[r.subj].plural or kg.is_group(s))
+        poses = [a for a, _ in c.nps[r.subj].atts if lexicon.attribute_category().get(a) == "pose"]  # 'a sitting man'
         out = []
         for to in kg.predicate_candidates(pred)[:CANDIDATES_PER_SLOT * 2]:
-            if to.partition(" ")[0] in postures:  # the place is kept: only who can stand, sit or walk
+            posture = to.partition(" ")[0]
+            if posture in postures:  # the place is kept: only who can stand, sit or walk
                 if not kg.is_animate(s):
                     self._reject("replace_rel", "implausible: a posture for a thing")
                     continue  # 'a bus sitting at a curb' -> 'a bus walking at a curb'
+                if not self.complete_graphs and not (single and not poses and lexicon.posture_contrast(
+                        lexicon.posture_head(pred.partition(" ")[0]), posture, kg.is_person(s))):
+                    self._reject("replace_rel", "a posture a photo may not tell apart (or a group's)")
+                    continue  # 'people walking' -> 'people standing', 'a bird standing' -> 'sitting'
+            elif to in weak and not self.complete_graphs:
+                self._reject("replace_rel", "a verb the old one implies or a photo cannot tell")
+                continue  # 'swinging a bat' -> 'holding a bat', 'a train riding' -> 'parked'
             elif kg.is_spatial(to):
                 if not kg.grounds(to, o):
                     self._reject("replace_rel", "implausible: nothing is in such a place of this object")
                     continue  # 'a toddler outside a toothbrush', 'a woman standing under the pavement'
+                if (to in movers and not self.complete_graphs and not kg.is_animate(s)
+                        and not kg.takes_role(s, to, None)):
+                    self._reject("replace_rel", "implausible: a thing the corpus never has in such a place")
+                    continue  # 'a laptop under the desk', 'roses outside a vase'
             elif not kg.takes_role(s, to, o):
                 self._reject("replace_rel", "implausible: the corpus never has these roles for this verb")
                 continue  # 'a painting wearing a wall', 'a person riding a tennis ball'
@@ -300,7 +344,8 @@ class Generator:
         # Not noun modifiers ('toilet seat'), not counts; allowed on both (no colour on people).
         kg = self.kg
         category = lexicon.attribute_category()
-        pair = _same_category_pair(a.atts, b.atts)
+        cats = _swappable() if self.complete_graphs else _swappable() - lexicon.subjective_categories()
+        pair = _same_category_pair(a.atts, b.atts, cats)
         if pair is None:
             if _first_categorised(a.atts) is not None and _first_categorised(b.atts) is not None:
                 self._reject("swap_att", "attributes of two categories (they need not exclude each other)")
@@ -310,6 +355,11 @@ class Generator:
         if (kg.same_attribute(x, y) or not lexicon.contradicts(x, y) or x in {t for t, _ in b.atts} or y in {t for t, _ in a.atts}
                 or not kg.editable_category(a.name, category[y]) or not kg.editable_category(b.name, category[x])):
             return []
+        if not (lexicon.fits_animacy(y, kg.is_animate(a.name)) and lexicon.fits_animacy(x, kg.is_animate(b.name))):
+            return []
+        if not self.complete_graphs and (kg.odd_attribute(a.name, y) or kg.odd_attribute(b.name, x)):
+            self._reject("swap_att", "implausible: a moved attribute is not what the corpus has on its new object")
+            return []  # 'a blue road' where roads are grey
         new = (attribute_fact(y, a.name), attribute_fact(x, b.name))
         p = min(self.kg.plausibility_att(a.name, y), self.kg.plausibility_att(b.name, x))
         return [Candidate(p, c, [(xs, y), (ys, x)], x, y, attribute_fact(x, a.name), new, None)]
@@ -336,13 +386,18 @@ class Generator:
         # Every relation of either object changes with the swap, also one with a third object ('a man
         # carrying a backpack' -> 'a man carrying a road'): each new fact is recorded and checked.
         swapped = {i: b.name, k: a.name}
+        sym = lexicon.relation_words("symmetric")
         for r in c.rels:
             if r.subj in swapped or r.obj in swapped:
                 s = swapped.get(r.subj, c.nps[r.subj].name)
                 o = swapped.get(r.obj, c.nps[r.obj].name)
-                if not kg.is_spatial(r.pred) and not kg.takes_role(s, r.pred, o):
-                    self._reject("swap_obj", "implausible: the corpus never has these roles for this verb")
-                    return []
+                if not kg.is_spatial(r.pred):
+                    if not kg.takes_role(s, r.pred, o):
+                        self._reject("swap_obj", "implausible: the corpus never has these roles for this verb")
+                        return []
+                elif not self.complete_graphs and r.pred not in sym and not kg.reversible(o, r.pred, s):
+                    self._reject("swap_obj", "implausible: the corpus does not have the one in such a place of the other")
+                    return []  # 'a white kitchen in the refrigerator', 'a table on a telephone'
                 new.append(relation_fact(r.pred, s, o))
         fact = attribute_fact(a.atts[0][0], a.name) if a.atts else attribute_fact(b.atts[0][0], b.name)
         scores = [kg.plausibility_att(b.name, t) for t, _ in a.atts]
@@ -424,17 +479,26 @@ class Generator:
     def add_obj_slots(self, c: Caption) -> list[tuple]:
         if not c.nps:
             return []
+        if not self.complete_graphs and c.style == "human":
+            first = min(c.nps, key=lambda n: n.span[0])
+            if (not c.text[:first.span[0]].strip() and (first.plural or not first.subject_of_verb)
+                    and _verb_follows(c.text, first)):
+                return [(c, first, True)]  # 'A man and a dog sanding on a boat', not '... a beach and a dog'
         last = max(c.nps, key=lambda n: n.span[1])
         if c.text[last.span[1]:].strip(" .!,") or last.subject_of_verb:
             return []  # appending must not change what a verb agrees with
-        return [(c, last)]
+        return [(c, last, False)]
 
-    def add_obj(self, c: Caption, last: NP) -> list[Candidate]:
-        """'... and a dog'. Unless the graphs are complete, only a person or an animal: captions name
-        the people and animals a picture shows, so one no caption or region names is absent, while an
-        added thing ('a chair' in a kitchen, 'a sink', 'a ball' in a playroom) may be out of the
-        captions' view and in the photo."""
+    def add_obj(self, c: Caption, at: NP, subject: bool) -> list[Candidate]:
+        """'... and a dog', or beside the subject of a clause ('People and a horse are having fun on a
+        beach'). Unless the graphs are complete, only a person or an animal: captions name the people
+        and animals a picture shows, so one no caption names is absent, while an added thing ('a chair'
+        in a kitchen, 'a sink', 'a ball' in a playroom) may be out of the captions' view and in the photo."""
         names = [n.name for n in c.nps]
+        verbs = []
+        if subject:  # the added one does what the subject does: the corpus must have it do that
+            i = c.nps.index(at)
+            verbs = [r.pred for r in c.rels if r.subj == i and not self.kg.is_spatial(r.pred)]
         out = []
         pool: dict[str, None] = {}
         kg, is_not_object = self.kg, lexicon.is_not_object
@@ -443,10 +507,13 @@ class Generator:
             if not self.complete_graphs:
                 seen = [to for to in seen[:SALIENT_SCAN] if lexicon.is_salient(to)]
             pool.update(dict.fromkeys(seen[:CANDIDATES_PER_SLOT]))
-        end = (last.span[1], last.span[1])
+        end = (at.span[1], at.span[1])
         people = self._ev is not None and self._ev.has_person()
         for to in list(pool)[:CANDIDATES_PER_SLOT * 2]:
             if to in names or is_not_object(to):
+                continue
+            if verbs and not all(kg.takes_role(to, v, None) for v in verbs):
+                self._reject("add_obj", "implausible: the corpus never has the added one do what the subject does")
                 continue
             if lexicon.is_background(to):
                 self._reject("add_obj", "a background noun most pictures show")
@@ -472,7 +539,11 @@ class Generator:
         self._ev = ev
         self._rng = rng
         captions = [c for c in captions if self._editable(c)]
+        graph_only = not self.complete_graphs and not ev.words
         for kind in TYPES:
+            if kind == "add_obj" and graph_only:
+                self._reject(kind, "no caption of the whole image: an unnamed person or animal may be in it")
+                continue  # a VG graph of an empty room does not say no one is there
             list_slots, expand = getattr(self, kind + "_slots"), getattr(self, kind)
             slots = [s for c in captions for s in list_slots(c)]
             if len(slots) > 1:  # (shuffling fewer draws nothing from the rng)
@@ -553,6 +624,30 @@ class Generator:
         return False
 
 
+_FINITE_BE = frozenset({"is", "are", "was", "were"})
+
+
+def _verb_follows(text: str, np: NP) -> bool:
+    """Does a verb come right after the noun phrase ('A man sanding on a boat', 'People are having
+    fun'), so that an object put beside it shares the clause, rather than a modifier of the noun ('A
+    man in an outfit', 'A bathroom that has a mirror')?"""
+    after = text[np.span[1]:np.span[1] + 40].lower()
+    words = _WORD.findall(after)
+    if not words or not after.startswith(" " + words[0]):
+        return False  # (a comma: a list goes on)
+    if words[0] in _FINITE_BE:
+        return len(words) > 1 and words[1].endswith("ing")
+    return words[0] not in _stop_words() and lexicon.attribute_category().get(words[0], "pose") == "pose"
+
+
+def _modifies_noun(text: str, np: NP, span: Span) -> bool:
+    """Does the attribute at `span` stand right before another word of its noun phrase (an attribute or
+    the head), not before a word the parse dropped ('an old fashioned island': 'old' is not the island's)?"""
+    rest = text[span[1]:np.head[0] + 1]
+    at = span[1] + len(rest) - len(rest.lstrip(" -"))
+    return at >= np.head[0] or at in {s for _, (s, _e) in np.atts}
+
+
 def _first_categorised(atts: list[tuple[str, Span]]) -> tuple[str, Span] | None:
     """The first (attribute, span) of a known category other than a count."""
     category = lexicon.attribute_category()
@@ -562,13 +657,13 @@ def _first_categorised(atts: list[tuple[str, Span]]) -> tuple[str, Span] | None:
     return None
 
 
-def _same_category_pair(xs: list[tuple[str, Span]], ys: list[tuple[str, Span]]
+def _same_category_pair(xs: list[tuple[str, Span]], ys: list[tuple[str, Span]], categories: frozenset[str]
                         ) -> tuple[tuple[str, Span], tuple[str, Span]] | None:
-    """The first (attribute, span) of `xs` and of `ys` in one known category other than a count."""
+    """The first (attribute, span) of `xs` and of `ys` in one of `categories`."""
     category = lexicon.attribute_category()
     for x in xs:
         cat = category.get(x[0])
-        if cat is None or cat == "count":
+        if cat not in categories:
             continue
         for y in ys:
             if category.get(y[0]) == cat:
@@ -582,6 +677,12 @@ def _stop_words() -> frozenset[str]:
     from spacy.lang.en.stop_words import STOP_WORDS
 
     return frozenset(STOP_WORDS)
+
+
+@lru_cache(maxsize=1)
+def _swappable() -> frozenset[str]:
+    """Every attribute category but counts ('two cups and a red plate' has nothing to swap)."""
+    return frozenset(lexicon.load("attributes")["categories"]) - {"count"}
 
 
 @lru_cache(maxsize=1)

@@ -25,6 +25,8 @@ TYPICAL_SHARE = 0.5
 # An object the corpus has in this share of the images of an object already named (at least twice)
 # is likely in the picture ('a kitchen … and a chair'): add_obj never adds it.
 PRESENT_SHARE = 0.5
+NATURAL_KINDS = frozenset({"noun.animal", "noun.plant", "noun.object", "noun.substance"})
+SPREAD = 3  # odd_attribute: an attribute the corpus has on fewer objects is a word for those ('blonde' hair)
 # WordNet lexicographer files of nouns that name something a picture shows (replace_obj puts no other).
 DEPICTED_KINDS = frozenset({"noun.artifact", "noun.animal", "noun.person", "noun.food", "noun.plant", "noun.object",
                             "noun.body", "noun.substance"})
@@ -157,6 +159,7 @@ class Questions:
         self._firsts: dict[tuple[str, str, int | None], tuple[str, ...]] = {}  # (kind, word, limit) -> `_cands` answer
         self._cooc_adj: dict[str, list[str]] | None = None
         self._att_adj: dict[str, list[str]] | None = None
+        self._spread: dict[str, int] | None = None
         self._describable: dict[str, bool] = {}
         self._predicative: dict[str, bool] = {}
         self._att_keys: dict[str, frozenset] = {}
@@ -187,7 +190,7 @@ class Questions:
         for memo in (self._p_att, self._p_rel, self._pools, self._editable, self._person, self._cands, self._firsts, self._met,
                      self._same_att, self._same_pred, self._locative, self._grounds):
             memo.clear()
-        self._cooc_adj = self._att_adj = self._frequent = None
+        self._cooc_adj = self._att_adj = self._frequent = self._spread = None
 
     def forget_all(self) -> None:
         """Drop every memoised answer, also those that read only WordNet, the VG maps and ConceptNet."""
@@ -459,6 +462,31 @@ class Questions:
         total = sum(self.obj_att.get((o, b), 0) for b in lexicon.load("attributes")["categories"].get(cat, ()))
         return n >= TYPICAL_SHARE * max(total, n)
 
+    def odd_attribute(self, o: str, a: str) -> bool:
+        """Would `a` read oddly on `o`: the corpus never shows it there and has a typical attribute of
+        its category on `o` ('a blue road' where roads are grey)?"""
+        if self.shows_attribute(o, a):
+            return False
+        if self.natural_kind(o) or self._att_spread().get(a, 0) < SPREAD:
+            return True  # 'green cows', 'white grass', 'a blonde sweater': nature's colours, a word for hair
+        cat = lexicon.attribute_category().get(a)
+        return any(self.typical(o, b) for b in lexicon.load("attributes")["categories"].get(cat, ()))
+
+    def natural_kind(self, o: str) -> bool:
+        """An animal, a plant, a natural object or substance (WordNet's first sense; 'grass', 'sky',
+        'water'): nature gives its colours, so only those the corpus shows on it are plausible."""
+        return self.is_animate(o) or self.wn.lexname(o) in NATURAL_KINDS
+
+    def _att_spread(self) -> dict[str, int]:
+        """attribute -> how many objects the corpus has it on."""
+        if self._spread is None:
+            spread: dict[str, int] = {}
+            for (_o, a), n in self.obj_att.items():
+                if n > 0:
+                    spread[a] = spread.get(a, 0) + 1
+            self._spread = spread
+        return self._spread
+
     def likely_present(self, o: str, names: list[str]) -> bool:
         """The corpus has `o` in at least `PRESENT_SHARE` of the images of one of `names` (each seen at
         least twice): a picture of that one likely shows `o` too ('a kitchen' and 'a chair')."""
@@ -529,13 +557,20 @@ class Questions:
     def attribute_category(self, a: str) -> str | None:
         return lexicon.attribute_category().get(a)
 
+    def is_group(self, o: str) -> bool:
+        """A name of several people or things at once ('people', 'crowd', 'family'; 'a herd', 'a group'):
+        one posture need not hold for all of them."""
+        return o in lexicon.load("attributes")["people"] or lexicon.is_quantifier(o)
+
     def is_person(self, o: str) -> bool:
         """A person or a group of people ('people', 'crowd': the lexicon's `people` list)."""
         ok = self._person.get(o)
         if ok is None:
+            lex = self.wn.lexname(o)  # (the first sense's: a cat, a bear is an animal, not 'a guy', 'an investor')
             ok = self._person[o] = (o in lexicon.sensitive_words() or o in lexicon.load("attributes")["people"]
-                                    or self.wn.lexname(o) == "noun.person"
-                                    or self.wn.is_kind_of(o, "person"))  # 'person' itself is WordNet's noun.Tops
+                                    or lex == "noun.person"
+                                    or (lex in (None, "", "noun.Tops")  # 'person' itself is WordNet's noun.Tops
+                                        and self.wn.is_kind_of(o, "person")))
         return ok
 
     def is_animate(self, o: str) -> bool:

@@ -114,6 +114,56 @@ def postures() -> dict[str, tuple[str, ...]]:
 
 
 @cache
+def _posture_pairs() -> dict[str, frozenset[tuple[str, str]]]:
+    pairs = load("relations")["posture_contrasts"]
+    return {k: frozenset((a, b) for a, b in v) | frozenset((b, a) for a, b in v) for k, v in pairs.items()}
+
+
+def posture_head(word: str) -> str:
+    """The first word of the `postures` group a posture word is in ('laying' -> 'lying')."""
+    for g in load("relations")["postures"]:
+        if word in g:
+            return g[0]
+    return word
+
+
+def posture_contrast(a: str, b: str, person: bool) -> bool:
+    """Do two posture words (first words of relations.json `postures` groups) tell one subject's posture
+    apart in a photo (`posture_contrasts`): sitting / standing for a person, not for a perched bird;
+    never walking / standing (a step in progress)?"""
+    return (a, b) in _posture_pairs()["person" if person else "animal"]
+
+
+@cache
+def subjective_categories() -> frozenset[str]:
+    """Attribute categories judged by eye (attributes.json `subjective`: size)."""
+    return frozenset(load("attributes")["subjective"])
+
+
+@cache
+def _animacy_words() -> tuple[frozenset[str], frozenset[str]]:
+    d = load("attributes")
+    return frozenset(d["animate_only"]), frozenset(d["inanimate_only"])
+
+
+@cache
+def _named_against() -> dict[str, frozenset[str]]:
+    return {a: frozenset(ns) for a, ns in load("attributes")["named_against"].items()}
+
+
+def named_against(attribute: str, noun: str) -> bool:
+    """Does the noun's own meaning contradict the attribute ('an old boy'; attributes.json `named_against`)?"""
+    return noun in _named_against().get(attribute, ())
+
+
+def fits_animacy(attribute: str, animate: bool) -> bool:
+    """May this attribute describe a person or an animal (`animate`), or a thing? Not 'a young monitor',
+    not 'a new man' (attributes.json `animate_only`, `inanimate_only`)."""
+    only_animate, only_things = _animacy_words()
+    return attribute not in (only_things if animate else only_animate)
+
+
+@cache
 def relation_words(key: str) -> frozenset[str]:
     """A word list of relations.json as a set: 'symmetric', 'spatial', 'directional', 'locative',
     'irreversible', 'particles' (of phrasal verbs: "up" in "picking up")."""
