@@ -298,7 +298,13 @@ class Generator:
         single = not (c.nps[r.subj].plural or kg.is_group(s))
         poses = [a for a, _ in c.nps[r.subj].atts if lexicon.attribute_category().get(a) == "pose"]  # 'a sitting man'
         out = []
-        for to in kg.predicate_candidates(pred)[:CANDIDATES_PER_SLOT * 2]:
+        cands = kg.predicate_candidates(pred)
+        if not self.complete_graphs:
+            kept = [to for to in cands if to not in weak]
+            if len(kept) < len(cands):  # 'swinging a bat' -> 'holding a bat', 'a train riding' -> 'parked'
+                self._reject("replace_rel", "a verb the old one implies or a photo cannot tell")
+            cands = kept
+        for to in cands[:CANDIDATES_PER_SLOT * 2]:
             posture = to.partition(" ")[0]
             if posture in postures:  # the place is kept: only who can stand, sit or walk
                 if not kg.is_animate(s):
@@ -308,9 +314,6 @@ class Generator:
                         lexicon.posture_head(pred.partition(" ")[0]), posture, kg.is_person(s))):
                     self._reject("replace_rel", "a posture a photo may not tell apart (or a group's)")
                     continue  # 'people walking' -> 'people standing', 'a bird standing' -> 'sitting'
-            elif to in weak and not self.complete_graphs:
-                self._reject("replace_rel", "a verb the old one implies or a photo cannot tell")
-                continue  # 'swinging a bat' -> 'holding a bat', 'a train riding' -> 'parked'
             elif kg.is_spatial(to):
                 if not kg.grounds(to, o):
                     self._reject("replace_rel", "implausible: nothing is in such a place of this object")
@@ -373,6 +376,10 @@ class Generator:
 
     def swap_obj(self, c: Caption, i: int, k: int) -> list[Candidate]:
         a, b = c.nps[i], c.nps[k]
+        first, second = (a, b) if a.span[0] < b.span[0] else (b, a)
+        if not second.atts and c.text[first.span[1]:second.span[0]].strip(" ,") in ("and", "or", ""):
+            self._reject("swap_obj", "two nouns one attribute may describe ('white cabinets and appliances')")
+            return []
         new = [attribute_fact(t, b.name) for t, _ in a.atts] + [attribute_fact(t, a.name) for t, _ in b.atts]
         kg = self.kg
         category = lexicon.attribute_category()
@@ -535,44 +542,59 @@ class Generator:
         implausible replacements come last, and a second round over the same slots runs only when the
         first did not find enough."""
         out: list[Negative] = []
-        rand = rng.random
         self._ev = ev
         self._rng = rng
         captions = [c for c in captions if self._editable(c)]
         graph_only = not self.complete_graphs and not ev.words
+        # A person's caption reads right; a pseudo-caption carries the parse's slips ('a baseball to a
+        # batter', 'many food'): a type is edited from pseudo-captions only where no human caption gives one.
+        first = [c for c in captions if c.style == "human"] if not self.complete_graphs else captions
+        rest = [c for c in captions if c.style != "human"] if not self.complete_graphs else []
         for kind in TYPES:
             if kind == "add_obj" and graph_only:
                 self._reject(kind, "no caption of the whole image: an unnamed person or animal may be in it")
                 continue  # a VG graph of an empty room does not say no one is there
             list_slots, expand = getattr(self, kind + "_slots"), getattr(self, kind)
-            slots = [s for c in captions for s in list_slots(c)]
-            if len(slots) > 1:  # (shuffling fewer draws nothing from the rng)
-                rng.shuffle(slots)
             kept: set[str] = set()
-            pools: list[list[Candidate]] = []
             seen_any = False
-            for slot in slots:
-                ranked = expand(*slot)
-                if not ranked:
-                    continue
-                seen_any = True
-                # Best last (popped first); ties broken by one draw per candidate, in list order (sort
-                # asks each key once, in order). One candidate still takes its draw.
-                ranked.sort(key=lambda t: (t.plausibility, rand()))
-                if self._take(kind, ranked, ev, kept, out):
+            for group in (first, rest):
+                if kept:
                     break
-                if ranked:
-                    pools.append(ranked)
-            done = len(kept) >= self.per_type
-            while pools and not done:  # later rounds: the next best of each slot, same order
-                for r in pools:
-                    if self._take(kind, r, ev, kept, out):
-                        done = True
-                        break
-                pools = [r for r in pools if r]
+                slots = [s for c in group for s in list_slots(c)]
+                seen_any = self._fill(kind, expand, slots, ev, kept, out) or seen_any
             if not seen_any:
                 self._reject(kind, "no candidate edit in this image's captions")
         return out
+
+    def _fill(self, kind: str, expand, slots: list[tuple], ev: Evidence, kept: set[str], out: list[Negative]) -> bool:
+        """Expand the slots in seeded order into `out` until `per_type` are kept; True if any slot had a
+        candidate. A slot gives its most plausible valid edit (ties by the seed) per round."""
+        rng = self._rng
+        rand = rng.random
+        if len(slots) > 1:  # (shuffling fewer draws nothing from the rng)
+            rng.shuffle(slots)
+        pools: list[list[Candidate]] = []
+        seen_any = False
+        for slot in slots:
+            ranked = expand(*slot)
+            if not ranked:
+                continue
+            seen_any = True
+            # Best last (popped first); ties broken by one draw per candidate, in list order (sort
+            # asks each key once, in order). One candidate still takes its draw.
+            ranked.sort(key=lambda t: (t.plausibility, rand()))
+            if self._take(kind, ranked, ev, kept, out):
+                break
+            if ranked:
+                pools.append(ranked)
+        done = len(kept) >= self.per_type
+        while pools and not done:  # later rounds: the next best of each slot, same order
+            for r in pools:
+                if self._take(kind, r, ev, kept, out):
+                    done = True
+                    break
+            pools = [r for r in pools if r]
+        return seen_any
 
     def _editable(self, c: Caption) -> bool:
         """A caption worth editing: every word known to WordNet or a function word (not 'sittingon',
@@ -635,9 +657,11 @@ def _verb_follows(text: str, np: NP) -> bool:
     words = _WORD.findall(after)
     if not words or not after.startswith(" " + words[0]):
         return False  # (a comma: a list goes on)
-    if words[0] in _FINITE_BE:
-        return len(words) > 1 and words[1].endswith("ing")
-    return words[0] not in _stop_words() and lexicon.attribute_category().get(words[0], "pose") == "pose"
+    if words[0] in _FINITE_BE:  # (a singular one would have to become 'are')
+        return np.plural and words[0] in ("are", "were") and len(words) > 1 and words[1].endswith("ing")
+    if words[0] in _stop_words() or lexicon.attribute_category().get(words[0], "pose") != "pose":
+        return False
+    return np.plural or words[0].endswith(("ing", "ed"))  # ('A man sits': a finite verb would not agree)
 
 
 def _modifies_noun(text: str, np: NP, span: Span) -> bool:
