@@ -96,11 +96,13 @@ def test_vg_negatives_all_types_false_and_fluent(vg_build: Path):
                 true = (args[0] in objs if not head else head in atts.get(args[0], set()) if len(args) == 1
                         else (head, *args) in rels)
                 assert true, neg  # the edited fact was a true one
-    assert seen == TYPES, TYPES - seen
-    assert n > 300
+    # add_obj needs captions of the whole image (a VG graph of a room does not say no one is in it)
+    assert seen == TYPES - {"add_obj"}, TYPES - seen
+    assert n > 250
     report = read_report(vg_build)
+    assert report["negative_rejections"]["add_obj"]["no caption of the whole image: an unnamed person or animal may be in it"] > 0
     assert set(report["negatives_by_type"]) == TYPES
-    assert all(report["negatives_by_type"][t] > 0 for t in TYPES)
+    assert all(report["negatives_by_type"][t] > 0 for t in TYPES - {"add_obj"})
 
 
 def test_vg_replacements_are_not_wordnet_synonyms(vg_build: Path):
@@ -184,7 +186,7 @@ def test_coco_refinement_balances_what_a_text_only_lm_sees(coco_build: Path):
         for n in r["hard_negatives"]:
             sides.setdefault(n["type"], []).append(fluency.side(fluency.gap(lms[fold(r["key"])], n["text"],
                                                                                n["caption"])))
-    thinned = [k for k, v in types.items() if v["sample_negatives"] >= 100 and v["less_likely_share"] >= 0.65]
+    thinned = [k for k, v in types.items() if v["sample_negatives"] >= 50 and v["less_likely_share"] >= 0.65]
     assert thinned
     for k in thinned:
         assert sum(s < 0 for s in sides[k]) / len(sides[k]) <= 0.6, k

@@ -25,9 +25,11 @@ def _graph(objects: list[tuple[str, list[str]]], rels: list[tuple[int, str, int]
 
 
 def _negatives(g: SceneGraph, corpus: list[SceneGraph], kinds: tuple[str, ...], seeds: int = 12,
-               wordnet: WordNet | None = None, complete: bool = True) -> tuple[list, Generator]:
+               wordnet: WordNet | None = None, complete: bool = True, captioned: bool = True) -> tuple[list, Generator]:
     """Negatives of `g`'s pseudo-captions over `seeds` seeds. `complete`: the graph is all the picture
-    shows (as a hand-made graph here is), so additions need no other evidence (`--complete-graphs`)."""
+    shows (as a hand-made graph here is), so additions need no other evidence (`--complete-graphs`).
+    `captioned`: the image has captions of the whole picture (a COCO-like source; their words are the
+    graph's names), else only its graph (a VG-like source)."""
     kg = KG(wordnet or WordNet(enabled=False))
     for c in corpus:
         kg.add_graph(c)
@@ -36,7 +38,8 @@ def _negatives(g: SceneGraph, corpus: list[SceneGraph], kinds: tuple[str, ...], 
     out = []
     for seed in range(seeds):
         rng = random.Random(seed)
-        out += [n for n in gen.for_image(pseudo_captions(g, 4, rng), Evidence(g, kg), rng) if n.type in kinds]
+        words = {o.name for o in g.objects} if captioned else None
+        out += [n for n in gen.for_image(pseudo_captions(g, 4, rng), Evidence(g, kg, words), rng) if n.type in kinds]
     return out, gen
 
 
@@ -452,3 +455,160 @@ def test_a_garbled_caption_is_not_edited(wordnet_ready):
     assert not negs
     assert gen.rejected["source_caption", "a word WordNet does not know (a typo, run-together words)"] == 2
     assert gen.rejected["source_caption", "a phrase said twice (garbled text)"] == 2  # (asked twice)
+
+
+# -- contradiction rules: the edit states what the picture cannot also show (docs/QUALITY.md "Now") --
+
+
+def test_replace_att_needs_every_object_of_the_name_described_and_a_word_that_fits(wordnet_ready):
+    # VG (judged 'not ruled out'): 'the pillow is brown' -> 'the pillow is white' where two more pillows
+    # have no colour; COCO mini: 'a retro kitchen … and an old ad' -> 'a young ad', 'A young boy' -> 'An
+    # old boy', 'a crowded beach and a large amount' -> 'a small amount', 'green grass' -> 'white grass'.
+    wn = WordNet(enabled=True)
+    pillows = _graph([("pillow", ["brown"]), ("pillow", []), ("pillow", []), ("bed", ["white"])], [(0, "on", 3)])
+    colours = [_graph([("pillow", [c]), ("bed", [c])], []) for c in ("white", "red", "blue", "green")]
+    negs, gen = _negatives(pillows, [pillows, *colours], ("replace_att",), wordnet=wn, complete=False)
+    assert not any(n.fact == "brown(pillow)" for n in negs), [n.text for n in negs]
+    assert gen.rejected["replace_att", "an object of this name whose attribute the image does not give"] > 0
+    assert any(n.fact == "white(bed)" for n in negs), [n.text for n in negs]  # the one bed is white: false
+    assert Evidence(pillows, KG(wn)).category_values("pillow", "colour") is None
+    assert Evidence(pillows, KG(wn)).category_values("bed", "colour") == {"white"}
+    scene = _graph([("ad", ["old"]), ("amount", ["large"]), ("grass", ["green"]), ("car", ["old"])], [])
+    man = _graph([("boy", ["young"]), ("man", ["old"])], [])  # (WordNet: a boy may be a man; apart here)
+    corpus = [scene, man, _graph([("grass", ["brown"]), ("car", ["new", "red"]), ("man", ["young"])], [])]
+    negs, _ = _negatives(scene, corpus, ("replace_att",), wordnet=wn, complete=False, seeds=20)
+    got = {(n.fact, n.to) for n in negs}
+    negs, _ = _negatives(_graph([("man", ["old"])], []), corpus, ("replace_att",), wordnet=wn, complete=False)
+    negs += _negatives(_graph([("boy", ["young"])], []), corpus, ("replace_att",), wordnet=wn, complete=False)[0]
+    got |= {(n.fact, n.to) for n in negs}
+    assert ("old(car)", "new") in got and ("old(man)", "young") in got, got
+    assert not any(f in ("old(ad)", "large(amount)") for f, _ in got), got  # no 'young ad', no 'small amount'
+    assert ("young(boy)", "old") not in got and ("old(car)", "young") not in got, got
+    assert not any(f == "green(grass)" and to != "brown" for f, to in got), got  # grass: only a colour grass has
+    assert lexicon.named_against("old", "boy") and not lexicon.fits_animacy("young", animate=False)
+
+
+def test_replace_att_leaves_compound_adjectives_and_sizes_alone():
+    # COCO mini: 'an old fashioned center island' -> 'a young fashioned center island' ('old' is not the
+    # island's); 'a big bear' -> 'a small bear', 'a small road' -> 'a big road' (judged by eye).
+    from kgaug.captions import NP, Caption
+
+    kg = KG(WordNet(enabled=False))
+    g = _graph([("island", ["old"]), ("bear", ["big", "brown"])], [])
+    kg.add_graph(g)
+    kg.add_graph(_graph([("island", ["new"]), ("bear", ["small", "black"])], []))
+    kg.finalize()
+    text = "an old fashioned island and a big brown bear"
+    c = Caption(text, [NP("island", False, (17, 23), (0, 23), [("old", (3, 6))]),
+                       NP("bear", False, (40, 44), (28, 44), [("big", (30, 33)), ("brown", (34, 39))])], [], "human")
+    gen = Generator(kg, per_type=8)
+    negs = gen.for_image([c], Evidence(g, kg, {"island", "bear"}), random.Random(0))
+    assert [n.text for n in negs if n.type == "replace_att"] == ["an old fashioned island and a big black bear"]
+    gen = Generator(kg, per_type=8, complete_graphs=True)  # the synthetic world: sizes are exact there
+    negs = gen.for_image([c], Evidence(g, kg, {"island", "bear"}), random.Random(0))
+    assert "an old fashioned island and a small brown bear" in [n.text for n in negs]
+
+
+def test_replace_rel_changes_a_posture_a_photo_tells_apart_and_no_implied_verb(wordnet_ready):
+    # COCO mini (judged 'possibly true'): 'People walking on sand' -> 'People standing on sand', 'a white
+    # bird standing on a roof' -> 'sitting', 'young boys swinging a bat' -> 'holding a bat', 'Red laptop on a
+    # table' -> 'under a table', 'Two orange roses in a small vase' -> 'outside a small vase'.
+    wn = WordNet(enabled=True)
+    people = _graph([("people", []), ("sand", [])], [(0, "walking on", 1)])
+    bird = _graph([("bird", ["white"]), ("roof", [])], [(0, "standing on", 1)])
+    man = _graph([("man", []), ("bench", [])], [(0, "sitting on", 1)])
+    boy = _graph([("boy", []), ("bat", [])], [(0, "swinging", 1)])
+    laptop = _graph([("laptop", []), ("table", [])], [(0, "on", 1)])
+    cat = _graph([("cat", []), ("table", [])], [(0, "on", 1)])
+    corpus = [people, bird, man, boy, laptop, cat, _graph([("boy", []), ("bat", [])], [(0, "holding", 1)]),
+              _graph([("boy", []), ("bat", [])], [(0, "throwing", 1)]), _graph([("dog", []), ("table", [])], [(0, "under", 1)])]
+    got = {}
+    for g in (people, bird, man, boy, laptop, cat):
+        negs, gen = _negatives(g, corpus, ("replace_rel",), wordnet=wn, complete=False)
+        got[g.objects[0].name] = {n.to for n in negs}
+    assert not got["people"] and got["bird"] <= {"lying on"}, got  # a group, a perched bird
+    assert "standing on" in got["man"] and "holding" not in got["boy"] and "throwing" in got["boy"], got
+    assert "under" not in got["laptop"] and "under" in got["cat"], got  # a cat moves itself under a table
+    assert lexicon.posture_contrast("sitting", "standing", person=True)
+    assert not lexicon.posture_contrast("sitting", "standing", person=False)
+    assert not lexicon.posture_contrast("walking", "standing", person=True)
+    kg = KG(wn)
+    assert not kg.is_person("cat") and not kg.is_person("bear") and kg.is_person("person")  # (not 'a guy')
+
+
+def test_swaps_keep_what_reads_right_on_the_new_object(wordnet_ready):
+    # COCO mini: 'the thin water and a large boat' -> 'the large water and a thin boat' (sizes); VG: 'a grey
+    # road and a blue car' -> 'a blue road' (roads are grey), 'black cows and a green pasture' -> 'green
+    # cows', 'a white telephone on a table' -> 'a white table on a telephone'.
+    wn = WordNet(enabled=True)
+    water = _graph([("water", ["thin"]), ("boat", ["large"])], [])
+    road = _graph([("road", ["grey"]), ("car", ["blue"])], [])
+    cows = _graph([("cow", ["black"]), ("pasture", ["green"])], [])
+    cup = _graph([("cup", ["red"]), ("plate", ["blue"])], [])
+    corpus = [water, road, cows, cup, *[_graph([("road", ["grey"]), ("car", [c])], []) for c in ("red", "white")],
+              _graph([("cup", ["blue"]), ("plate", ["red"]), ("car", ["green"])], []), _graph([("cow", ["white"])], [])]
+    swapped = {}
+    for g in (water, road, cows, cup):
+        negs, gen = _negatives(g, corpus, ("swap_att",), wordnet=wn, complete=False)
+        swapped[g.objects[0].name] = [n.text for n in negs]
+    assert not swapped["water"] and not swapped["road"] and not swapped["cow"], swapped
+    assert swapped["cup"], swapped  # a blue cup and a red plate: both read right
+    phone = _graph([("telephone", ["white"]), ("table", ["wooden"])], [(0, "on", 1)])
+    tables = [phone, _graph([("table", ["white"]), ("telephone", ["wooden"])], []),
+              *[_graph([("cup", []), ("table", [])], [(0, "on", 1)])] * 3]
+    negs, gen = _negatives(phone, tables, ("swap_obj",), wordnet=wn, complete=False)
+    assert not any("on a wooden telephone" in n.text for n in negs), [n.text for n in negs]
+    assert gen.rejected["swap_obj", "implausible: the corpus does not have the one in such a place of the other"] > 0
+
+
+def test_add_obj_needs_captions_of_the_whole_image_and_goes_beside_the_subject():
+    # VG (judged 'not ruled out': 0 of 9 good): 'paintings on a red wall and a man' — a graph of region
+    # phrases does not say no one is in the picture. COCO mini: 'People are having fun on a crowded beach
+    # and a horse' reads as a horse on the beach; 'People and a horse are having fun …' does not.
+    from kgaug.captions import NP, Caption
+
+    wall = _graph([("painting", []), ("wall", ["red"])], [(0, "on", 1)])
+    corpus = [wall, *[_graph([("wall", []), ("man", [])], [])] * 2, _graph([("beach", []), ("horse", [])], []),
+              *[_graph([("people", []), ("beach", [])], [])] * 3]
+    negs, gen = _negatives(wall, corpus, ("add_obj",), complete=False, captioned=False)
+    assert not negs
+    assert gen.rejected["add_obj", "no caption of the whole image: an unnamed person or animal may be in it"] > 0
+    kg = KG(WordNet(enabled=False))
+    for g in corpus:
+        kg.add_graph(g)
+    kg.finalize()
+    beach = _graph([("people", []), ("beach", ["crowded"])], [])
+    text = "People are having fun on a crowded beach."
+    c = Caption(text, [NP("people", True, (0, 6), (0, 6), [], True),
+                       NP("beach", False, (35, 40), (25, 40), [("crowded", (27, 34))])], [], "human")
+    negs = [n for n in Generator(kg, per_type=2).for_image([c], Evidence(beach, kg, {"people", "beach"}), random.Random(0))
+            if n.type == "add_obj"]
+    assert [n.text for n in negs] == ["People and a horse are having fun on a crowded beach."], [n.text for n in negs]
+
+
+def test_people_s_captions_are_edited_first_and_one_attribute_of_two_nouns_is_not_swapped():
+    # COCO mini (judged 'not fluent'): 'many food and an open refrigerator and a chef', 'other items and
+    # multiple buttons and a person' were edited from pseudo-captions of a parsed graph, though the image
+    # has five human captions; 'A picture of a large kitchen with white cabinets and appliances' ->
+    # '… white appliances and cabinets' says the same thing.
+    from kgaug.captions import NP, Caption
+
+    kg = KG(WordNet(enabled=False))
+    g = _graph([("kitchen", ["large"]), ("cabinet", ["white"]), ("appliance", []), ("food", [])], [])
+    for x in (g, _graph([("kitchen", []), ("dog", [])], []), _graph([("food", []), ("cat", [])], []),
+              *[_graph([("food", []), ("plate", [])], [])] * 2, _graph([("appliance", ["white"]), ("cabinet", [])], [])):
+        kg.add_graph(x)
+    kg.finalize()
+    text = "A large kitchen with white cabinets and appliances."
+    human = Caption(text, [NP("kitchen", False, (8, 15), (0, 15), [("large", (2, 7))]),
+                           NP("cabinet", True, (27, 35), (21, 35), [("white", (21, 26))]),
+                           NP("appliance", True, (40, 50), (40, 50), [])], [], "human")
+    pseudo = Caption("many food.", [NP("food", False, (5, 9), (0, 9), [("many", (0, 4))])], [], "dense")
+    gen = Generator(kg, per_type=2)
+    negs = gen.for_image([human, pseudo], Evidence(g, kg, {"kitchen", "cabinets", "appliances", "food"}),
+                         random.Random(0))
+    assert "replace_att" in {n.type for n in negs if n.caption == text}, [n.text for n in negs]
+    # the pseudo-caption gives only a type the human caption does not (its dog is likely in a kitchen)
+    assert [n.text for n in negs if n.caption != text] == ["many food and a cat."], [n.text for n in negs]
+    assert not any(n.type == "swap_obj" for n in negs), [n.text for n in negs]
+    assert gen.rejected["swap_obj", "two nouns one attribute may describe ('white cabinets and appliances')"] > 0
