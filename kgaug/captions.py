@@ -29,6 +29,9 @@ class NP:
     span: Span  # the whole noun phrase (determiner .. head)
     atts: list[tuple[str, Span]] = field(default_factory=list)
     subject_of_verb: bool = False  # a finite verb agrees with it: number must not change
+    # a singular subject's finite verbs and their plural forms ('A plane is flying': is -> are), what an
+    # object put beside it must change; empty where none is known
+    agree: list[tuple[Span, str]] = field(default_factory=list)
 
 
 @dataclass(slots=True)
@@ -46,6 +49,7 @@ class Caption:
     nps: list[NP]
     rels: list[RelSlot]
     style: str = "human"  # human | attribute | relation | dense
+    verb: bool = False  # a verb in it ('sits', 'is flying', 'sitting'): nothing is appended to its end
 
     def facts(self) -> list[str]:
         out: dict[str, None] = {}
@@ -279,11 +283,13 @@ def pseudo_captions(g: SceneGraph, n: int, rng: random.Random, describable: Call
 def caption_to_dict(c: Caption) -> dict:
     return {"text": c.text, "style": c.style,
             "nps": [[n.name, n.plural, list(n.head), list(n.span), [[a, list(s)] for a, s in n.atts],
-                     n.subject_of_verb] for n in c.nps],
-            "rels": [[r.pred, r.subj, r.obj, list(r.span) if r.span else None, r.editable] for r in c.rels]}
+                     n.subject_of_verb, [[list(sp), w] for sp, w in n.agree]] for n in c.nps],
+            "rels": [[r.pred, r.subj, r.obj, list(r.span) if r.span else None, r.editable] for r in c.rels],
+            "verb": c.verb}
 
 
 def caption_from_dict(d: dict) -> Caption:
-    nps = [NP(n[0], n[1], tuple(n[2]), tuple(n[3]), [(a, tuple(s)) for a, s in n[4]], n[5]) for n in d["nps"]]
+    nps = [NP(n[0], n[1], tuple(n[2]), tuple(n[3]), [(a, tuple(s)) for a, s in n[4]], n[5],
+              [(tuple(sp), w) for sp, w in n[6]]) for n in d["nps"]]
     rels = [RelSlot(p, s, o, tuple(sp) if sp else None, e) for p, s, o, sp, e in d["rels"]]
-    return Caption(d["text"], nps, rels, d["style"])
+    return Caption(d["text"], nps, rels, d["style"], d["verb"])

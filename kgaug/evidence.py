@@ -140,6 +140,11 @@ class Evidence:
         self._values[key] = out
         return out
 
+    def states_attribute(self, att: str) -> bool:
+        """Does the image's graph give `att` to any object? A colour the picture shows elsewhere may be on
+        the edited one too (a white bus with green stripes is not shown false by 'a green bus')."""
+        return any(att in atts for atts in self.objects.values())
+
     def has_object(self, name: str) -> bool:
         if self._matching(name):
             return True

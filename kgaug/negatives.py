@@ -198,14 +198,21 @@ class Generator:
                 return []
             known = got
         animate = kg.is_animate(name)
-        natural = not self.complete_graphs and kg.natural_kind(name)
+        cat = lexicon.attribute_category()[a]
+        # nature's colours and things' materials only as the corpus has them on that noun ('white
+        # grass', 'black leaves'; 'a brick fork', 'a brick boat')
+        attested = not self.complete_graphs and (cat == "material" or kg.natural_kind(name))
+        # no colour the picture shows elsewhere ('a green bus' for a white bus with green stripes)
+        shown = self._ev.states_attribute if not self.complete_graphs and cat == "colour" and self._ev else None
         fact = attribute_fact(a, name)
         out = []
         for to in kg.attribute_candidates(a, CANDIDATES_PER_SLOT):
             if to in own or not lexicon.fits_animacy(to, animate) or lexicon.named_against(to, name):
                 continue  # 'a young monitor', 'an old boy'
-            if natural and not kg.shows_attribute(name, to):
-                continue  # 'white grass', 'black leaves'
+            if attested and not kg.shows_attribute(name, to):
+                continue
+            if shown is not None and shown(to):
+                continue
             if not all(lexicon.contradicts(k, to) for k in known):
                 continue
             out.append(Candidate(kg.plausibility_att(name, to), c, [(span, to)], a, to, fact,
@@ -487,11 +494,17 @@ class Generator:
         if not c.nps:
             return []
         if not self.complete_graphs and c.style == "human":
+            # Beside a clause's subject ('The dog and a cat are curious', 'People and a horse are walking'),
+            # not after its last noun: '... flying in a blue cloudy sky and a man' reads as in the sky and
+            # a man. Appended only to a caption with no verb ('A kitchen with a stove and cabinets').
             first = min(c.nps, key=lambda n: n.span[0])
-            if (not c.text[:first.span[0]].strip() and (first.plural or not first.subject_of_verb)
-                    and _verb_follows(c.text, first)):
-                return [(c, first, True)]  # 'A man and a dog sanding on a boat', not '... a beach and a dog'
+            if (not c.text[:first.span[0]].strip() and _verb_follows(c.text, first)
+                    and (first.plural or first.agree or not first.subject_of_verb)
+                    and not (first.agree and _SINGULAR_PRONOUN.search(c.text, first.span[1]))):
+                return [(c, first, True)]
         last = max(c.nps, key=lambda n: n.span[1])
+        if not self.complete_graphs and c.style == "human" and c.verb and not _ends_a_list(c.text, last):
+            return []  # ('... set on a table and a chef', '... connected to a laptop and a cat')
         if c.text[last.span[1]:].strip(" .!,") or last.subject_of_verb:
             return []  # appending must not change what a verb agrees with
         return [(c, last, False)]
@@ -500,22 +513,37 @@ class Generator:
         """'... and a dog', or beside the subject of a clause ('People and a horse are having fun on a
         beach'). Unless the graphs are complete, only a person or an animal: captions name the people
         and animals a picture shows, so one no caption names is absent, while an added thing ('a chair'
-        in a kitchen, 'a sink', 'a ball' in a playroom) may be out of the captions' view and in the photo."""
+        in a kitchen, 'a sink', 'a ball' in a playroom) may be out of the captions' view and in the photo.
+        And only one the corpus has in such scenes: with the caption's first-named object and with most
+        of the others ('a fox' on a motorcycle in traffic, 'a horse' in a living room, 'a baker' beside a
+        bear are not)."""
         names = [n.name for n in c.nps]
-        verbs = []
-        if subject:  # the added one does what the subject does: the corpus must have it do that
+        kg = self.kg
+        verbs, places, beside = [], [], None
+        if subject:  # the added one does what the subject does, where it does it: the corpus must have that
             i = c.nps.index(at)
-            verbs = [r.pred for r in c.rels if r.subj == i and not self.kg.is_spatial(r.pred)]
+            verbs = [r.pred for r in c.rels if r.subj == i and not kg.is_spatial(r.pred)]
+            if not self.complete_graphs:
+                places = [c.nps[r.obj].name for r in c.rels if r.subj == i]
+                beside = _joins(kg, at.name, _clause_verb(c.text, at))
+                if beside is None:
+                    self._reject("add_obj", "a thing's clause: no person or animal does what it does")
+                    return []
         out = []
         pool: dict[str, None] = {}
-        kg, is_not_object = self.kg, lexicon.is_not_object
+        is_not_object = lexicon.is_not_object
         for n in names:
             seen = kg.cooccurring(n)
             if not self.complete_graphs:
                 seen = [to for to in seen[:SALIENT_SCAN] if lexicon.is_salient(to)]
             pool.update(dict.fromkeys(seen[:CANDIDATES_PER_SLOT]))
-        end = (at.span[1], at.span[1])
+        # the caption's edit: the added object (and, beside a singular subject, its verbs made plural)
+        edits = [((at.span[1], at.span[1]), "")]
+        if subject and not at.plural:
+            edits += [(span, word) for span, word in at.agree]
         people = self._ev is not None and self._ev.has_person()
+        scene = [] if self.complete_graphs else [n for n in dict.fromkeys(names)
+                                                 if not lexicon.is_background(n) and not kg.is_person(n)]
         for to in list(pool)[:CANDIDATES_PER_SLOT * 2]:
             if to in names or is_not_object(to):
                 continue
@@ -531,8 +559,17 @@ class Generator:
             if people and kg.is_person(to):
                 self._reject("add_obj", "a person where the image already shows people")
                 continue
+            if beside is not None and kg.is_person(to) not in beside:
+                self._reject("add_obj", "would do what the subject does, which the added one does not")
+                continue
+            if places and not all(kg.seen_together(to, x) for x in places):
+                self._reject("add_obj", "implausible: the corpus never has the added one where the subject is")
+                continue
+            if scene and not kg.fits_scene(to, scene):
+                self._reject("add_obj", "out of place: the corpus does not have it with the caption's objects")
+                continue
             p = 0.5 * (kg.plausibility_cooc(to, names) + kg.association(to, names))
-            out.append(Candidate(p, c, [(end, _and_phrase(to))], "", to, to, (to,), to))
+            out.append(Candidate(p, c, [(edits[0][0], _and_phrase(to)), *edits[1:]], "", to, to, (to,), to))
         return out
 
     # -- per image --------------------------------------------------------------------------------
@@ -544,6 +581,7 @@ class Generator:
         out: list[Negative] = []
         self._ev = ev
         self._rng = rng
+        human = any(c.style == "human" for c in captions)
         captions = [c for c in captions if self._editable(c)]
         graph_only = not self.complete_graphs and not ev.words
         # A person's caption reads right; a pseudo-caption carries the parse's slips ('a baseball to a
@@ -557,7 +595,10 @@ class Generator:
             list_slots, expand = getattr(self, kind + "_slots"), getattr(self, kind)
             kept: set[str] = set()
             seen_any = False
-            for group in (first, rest):
+            # an object added to a pseudo-caption ends a list of the parse's phrases ('two people and a
+            # haired person and a horse'): add_obj takes people's captions only, where there are any
+            groups = (first,) if kind == "add_obj" and human and not self.complete_graphs else (first, rest)
+            for group in groups:
                 if kept:
                     break
                 slots = [s for c in group for s in list_slots(c)]
@@ -647,21 +688,66 @@ class Generator:
 
 
 _FINITE_BE = frozenset({"is", "are", "was", "were"})
+# a participle's list, what an added person or animal would be among ('filled with', 'blocked by')
+_FILLED = re.compile(r"\b[a-z]+ed (?:with|by)\b", re.IGNORECASE)
+# a pronoun that would still speak of the subject alone once an object joins it ('A man pokes his head')
+_SINGULAR_PRONOUN = re.compile(r"\b(?:his|her|hers|its|himself|herself|itself|he|she|it)\b", re.IGNORECASE)
 
 
 def _verb_follows(text: str, np: NP) -> bool:
     """Does a verb come right after the noun phrase ('A man sanding on a boat', 'People are having
-    fun'), so that an object put beside it shares the clause, rather than a modifier of the noun ('A
-    man in an outfit', 'A bathroom that has a mirror')?"""
+    fun', 'A plane is flying'), so that an object put beside it shares the clause, rather than a
+    modifier of the noun ('A man in an outfit', 'A bathroom that has a mirror')? A singular subject's
+    finite verb counts only where the parse knows its plural (`NP.agree`)."""
     after = text[np.span[1]:np.span[1] + 40].lower()
     words = _WORD.findall(after)
     if not words or not after.startswith(" " + words[0]):
         return False  # (a comma: a list goes on)
+    if np.agree:  # (not 'The vanity is a contemporary style': no object shares what the subject is)
+        return np.agree[0][0][0] == np.span[1] + 1 and not (
+            words[0] in _FINITE_BE and len(words) > 1 and words[1] in ("a", "an", "the", "one"))
     if words[0] in _FINITE_BE:  # (a singular one would have to become 'are')
         return np.plural and words[0] in ("are", "were") and len(words) > 1 and words[1].endswith("ing")
     if words[0] in _stop_words() or lexicon.attribute_category().get(words[0], "pose") != "pose":
         return False
-    return np.plural or words[0].endswith(("ing", "ed"))  # ('A man sits': a finite verb would not agree)
+    return np.plural or words[0].endswith("ing")  # ("A man sits": a finite verb would not agree; "A bike parked": a passive)
+
+
+def _ends_a_list(text: str, np: NP) -> bool:
+    """Is the noun phrase the last of a list ('with a fork and knife', 'has two monitors and two
+    keyboards') or what 'with' gives ('sitting on the table with headphones')? An object appended there
+    joins the list; after any other phrase it joins that phrase's place ('on a plate and a boy')."""
+    if _FILLED.search(text, 0, np.span[0]):
+        return False  # ('packed with foods and drinks and a man', 'topped with plates and a boy')
+    before = _WORD.findall(text[max(0, np.span[0] - 30):np.span[0]].lower())
+    return bool(before) and before[-1] in ("with", "and")
+
+
+def _clause_verb(text: str, np: NP) -> str:
+    """The verb right after a subject, past 'is' / 'are' ('A cat is laying' -> 'laying'), lower case."""
+    words = _WORD.findall(text[np.span[1]:np.span[1] + 40].lower())
+    if len(words) > 1 and words[0] in _FINITE_BE:
+        return words[1]
+    return words[0] if words else ""
+
+
+def _joins(kg: KG, subject: str, verb: str) -> tuple[bool, ...] | None:
+    """Who may be put beside `subject` to do what it does (`verb`): the person-ness (`KG.is_person`) an
+    added one must have. An animal beside an animal ('The dog and a cat are curious'), a person beside a
+    person; an animal beside a person only in a posture ('People and a horse are walking on a beach',
+    not 'The woman and a dog are reading' or 'A man and an elephant reach into a truck'); none beside a
+    thing ('A laptop and a man are sitting on a desk', 'A camera and a cat sit on a tripod'). None: none."""
+    if not kg.is_animate(subject):
+        return None
+    person = kg.is_person(subject)
+    if person and lexicon.posture_head(verb) in _postures():
+        return (True, False)
+    return (person,)
+
+
+@lru_cache(maxsize=1)
+def _postures() -> frozenset[str]:
+    return frozenset(g[0] for g in lexicon.load("relations")["postures"])
 
 
 def _modifies_noun(text: str, np: NP, span: Span) -> bool:

@@ -202,7 +202,7 @@ def to_caption(doc: Doc) -> Caption:
     objects = attach_predicate_adjectives(doc, collect_noun_phrases(doc))
     agent = sentence_agent(doc, objects)
     rels = prepositional_relations(doc, objects, agent) + verb_object_relations(doc, objects, agent)
-    return Caption(doc.text, objects.nps, rels, "human")
+    return Caption(doc.text, objects.nps, rels, "human", any(t.pos_ in ("VERB", "AUX") for t in doc))
 
 
 # --- objects and their attributes -----------------------------------------------------------------
@@ -261,7 +261,35 @@ def noun_phrase(head: Token, start: Token, depicted: bool = False) -> NP | None:
         head.head.tag_ in ("VBZ", "VBP", "VBD")
     end = head.idx + len(head.text)
     return NP(name, plural, (head.idx, end), (start.idx, end), modifier_attributes(head, name),
-              subject_of_verb=subj)
+              subject_of_verb=subj, agree=[] if plural else agreeing_verbs(head))
+
+
+_FINITE_TAGS = frozenset({"VBZ", "VBP", "VBD", "MD"})
+_PLURAL_OF = {"is": "are", "was": "were", "has": "have", "does": "do"}
+
+
+def agreeing_verbs(head: Token) -> list[tuple[Span, str]]:
+    """The finite verbs a singular subject `head` governs, each with its plural form: what must change
+    when an object joins the subject ("A plane is flying" -> "A plane and a bird are flying", "A camera
+    sits and waits" -> "... sit and wait"). The auxiliary where there is one, else the verb and the
+    verbs conjoined to it. Empty: not a subject, a verb whose plural is not known, or a passive ("A pastry is
+    torn in half": nothing joins what is done to the subject)."""
+    if head.dep_ != "nsubj":
+        return []
+    out = []
+    verbs = [head.head, *(c for c in head.head.children if c.dep_ == "conj" and c.pos_ in ("VERB", "AUX")
+                          and not any(g.dep_ in ("nsubj", "nsubjpass") for g in c.children))]
+    for v in verbs:
+        aux = [c for c in v.children if c.dep_ in ("aux", "auxpass") and c.i < v.i]
+        word = (aux or [v])[0]
+        if word.tag_ not in _FINITE_TAGS:
+            continue
+        low = word.lower_
+        plural = _PLURAL_OF.get(low) or (word.lemma_.lower() if word.tag_ == "VBZ" else low)
+        if word.tag_ == "VBZ" and low not in _PLURAL_OF and not plural.isalpha():
+            return []
+        out.append(((word.idx, word.idx + len(word.text)), plural))
+    return out
 
 
 def modifier_attributes(head: Token, name: str) -> list[tuple[str, Span]]:

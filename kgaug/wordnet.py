@@ -344,6 +344,15 @@ class WordNet:
         return tuple(h.lemma_names()[0].replace("_", " ").lower() for h in _ordered(syns[0].hypernyms()))
 
     def _lexname(self, word: str) -> str:
-        """WordNet lexicographer file of the first noun sense (noun.animal, noun.artifact, ...)."""
+        """WordNet lexicographer file of the first noun sense (noun.animal, noun.artifact, ...); of the
+        food sense where the first is a person nobody names in a photo's caption (no use of the word in
+        WordNet's tagged corpus: 'burger' is first a burgher, 'hot dog' a show-off) and a later sense is food."""
         syns = self.noun_synsets(word)
-        return syns[0].lexname() if syns else ""
+        if not syns:
+            return ""
+        first = syns[0].lexname()
+        if first == "noun.person" and len(syns) > 1:
+            food = next((s for s in syns[1:] if s.lexname() == "noun.food"), None)
+            if food is not None and not any(lem.count() for lem in syns[0].lemmas() if lem.name().lower() == _key(word).lower()):
+                return food.lexname()
+        return first

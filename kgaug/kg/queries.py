@@ -497,6 +497,16 @@ class Questions:
                 return True
         return False
 
+    def seen_together(self, a: str, b: str) -> bool:
+        """Does the corpus have `a` and `b` in one image?"""
+        return a == b or self.cooc.get((a, b) if a < b else (b, a), 0) > 0
+
+    def fits_scene(self, o: str, scene: list[str]) -> bool:
+        """Does the corpus have `o` in images with each of `scene` (the objects a caption names, people
+        and background left out)? What an object added to a caption needs to read as part of that scene
+        ('a sheep' beside a dog on a bed, 'an elephant' in a living room do not)."""
+        return all(self.seen_together(o, x) for x in scene)
+
     def cooccurring(self, o: str) -> list[str]:
         """Objects seen in the same images as `o`, most often first; else the most frequent objects."""
         neigh = self._cooc_neighbours().get(o)

@@ -186,10 +186,11 @@ def test_coco_refinement_balances_what_a_text_only_lm_sees(coco_build: Path):
         for n in r["hard_negatives"]:
             sides.setdefault(n["type"], []).append(fluency.side(fluency.gap(lms[fold(r["key"])], n["text"],
                                                                                n["caption"])))
-    thinned = [k for k, v in types.items() if v["sample_negatives"] >= 50 and v["less_likely_share"] >= 0.65]
-    assert thinned
-    for k in thinned:
-        assert sum(s < 0 for s in sides[k]) / len(sides[k]) <= 0.6, k
+    thinned = {k: v["leans"] for k, v in types.items() if v["sample_negatives"] >= 50 and v["keep"] < 1}
+    assert "replace_rel" in thinned
+    for k, leans in thinned.items():
+        lean = -1 if leans.startswith("less") else 1
+        assert sum(s == lean for s in sides[k]) / len(sides[k]) <= 0.6, k
 
 
 def test_a_vg_kg_gives_a_small_caption_corpus_the_evidence_it_lacks(vg_build: Path, coco_mini_dir: Path,
