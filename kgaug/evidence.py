@@ -140,10 +140,18 @@ class Evidence:
         self._values[key] = out
         return out
 
-    def states_attribute(self, att: str) -> bool:
-        """Does the image's graph give `att` to any object? A colour the picture shows elsewhere may be on
-        the edited one too (a white bus with green stripes is not shown false by 'a green bus')."""
-        return any(att in atts for atts in self.objects.values())
+    def attribute_nearby(self, att: str, name: str) -> bool:
+        """Does the graph give `att` to an object related to one `name` may refer to ('a white bus with
+        green stripes')? Such a colour may be on the object itself in the photo, so 'a green bus' is not
+        shown false."""
+        rels = self._relations_by_name()
+        objects = self.objects
+        for n in self._matching(name) | {name}:
+            for _p, s, o in rels.get(n, ()):
+                other = o if s == n else s
+                if other != n and att in objects.get(other, ()):
+                    return True
+        return False
 
     def has_object(self, name: str) -> bool:
         if self._matching(name):

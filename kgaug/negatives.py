@@ -202,8 +202,8 @@ class Generator:
         # nature's colours and things' materials only as the corpus has them on that noun ('white
         # grass', 'black leaves'; 'a brick fork', 'a brick boat')
         attested = not self.complete_graphs and (cat == "material" or kg.natural_kind(name))
-        # no colour the picture shows elsewhere ('a green bus' for a white bus with green stripes)
-        shown = self._ev.states_attribute if not self.complete_graphs and cat == "colour" and self._ev else None
+        # no colour of a thing related to it ('a green bus' for a white bus with green stripes)
+        nearby = self._ev.attribute_nearby if not self.complete_graphs and cat == "colour" and self._ev else None
         fact = attribute_fact(a, name)
         out = []
         for to in kg.attribute_candidates(a, CANDIDATES_PER_SLOT):
@@ -211,7 +211,7 @@ class Generator:
                 continue  # 'a young monitor', 'an old boy'
             if attested and not kg.shows_attribute(name, to):
                 continue
-            if shown is not None and shown(to):
+            if nearby is not None and nearby(to, name):
                 continue
             if not all(lexicon.contradicts(k, to) for k in known):
                 continue

@@ -694,3 +694,8 @@ def test_replace_att_takes_materials_the_corpus_has_on_the_noun_and_no_colour_th
     bus = _graph([("bus", ["white"]), ("stripe", ["green"])], [(0, "with", 1)])
     negs, _ = _negatives(bus, corpus + [bus], ("replace_att",), complete=False)
     assert not any("green bus" in n.text for n in negs), [n.text for n in negs]
+    # a colour on a thing not related to the bus is no reason to keep it from the bus (VG lists colours of
+    # everything in view: excluding them all leaves 'a yellow road', 'a blue road')
+    street = _graph([("bus", ["white"]), ("car", ["green"])], [])
+    negs, _ = _negatives(street, corpus + [street], ("replace_att",), complete=False)
+    assert any("green bus" in n.text for n in negs), [n.text for n in negs]
