@@ -510,13 +510,13 @@ class Generator:
         return [(c, last, False)]
 
     def add_obj(self, c: Caption, at: NP, subject: bool) -> list[Candidate]:
-        """'... and a dog', or beside the subject of a clause ('People and a horse are having fun on a
+        """'... and a dog', or beside the subject of a clause ('People and a horse are walking on a
         beach'). Unless the graphs are complete, only a person or an animal: captions name the people
         and animals a picture shows, so one no caption names is absent, while an added thing ('a chair'
         in a kitchen, 'a sink', 'a ball' in a playroom) may be out of the captions' view and in the photo.
-        And only one the corpus has in such scenes: with the caption's first-named object and with most
-        of the others ('a fox' on a motorcycle in traffic, 'a horse' in a living room, 'a baker' beside a
-        bear are not)."""
+        And only one the corpus has in such scenes: with every object the caption names, people and
+        background aside ('a fox' on a motorcycle in traffic, 'a horse' in a living room, 'a baker' beside
+        a bear are not)."""
         names = [n.name for n in c.nps]
         kg = self.kg
         verbs, places, beside = [], [], None
